@@ -1,0 +1,209 @@
+"""The ``facegan`` command: parses and checks arguments, calls the library, reports.
+
+Problems the user can fix end in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from facegan import config as cfg
+from facegan.errors import FaceganError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field (``--batch-size`` sets train.batch_size)."""
+    for section, cls in cfg.SECTIONS.items():
+        group = parser.add_argument_group(f"[{section}] settings (override the preset)")
+        for f in dataclasses.fields(cls):
+            help_text = f"{f.metadata.get('help', '')} (default {f.default!r})"
+            if f.type in ("bool", bool):
+                group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=help_text)
+            else:
+                group.add_argument(_flag(f.name), dest=f.name, metavar=f.type.upper() if isinstance(f.type, str) else "V",
+                                   default=argparse.SUPPRESS, help=help_text)
+
+
+def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    index = cfg.field_index()
+    return {k: v for k, v in vars(args).items() if k in index}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facegan", description="Train face-generating GANs and use what they learn.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a GAN (or resume a run)",
+                                description="Train a GAN. Running it again on the same run directory resumes it.")
+    train.add_argument("--preset", help=f"start from a preset: {', '.join(cfg.preset_names())} (default thesis128)")
+    train.add_argument("--config", help="start from a TOML config file instead of a preset")
+    train.add_argument("--run", help="run directory (default runs/<preset>)")
+    train.add_argument("--resume", action="store_true", help="insist on resuming the run directory's latest checkpoint")
+    train.add_argument("--dry-run", action="store_true", help="print the config and both networks, then exit")
+    add_setting_flags(train)
+
+    generate = commands.add_parser("generate", help="make faces with a trained generator")
+    source = generate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a run directory (its latest checkpoint)")
+    source.add_argument("--checkpoint", help="a checkpoint file")
+    generate.add_argument("-n", type=int, default=16, help="how many images (default 16)")
+    generate.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
+    generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+
+    demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
+    demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
+    demo.add_argument("--run", help="run directory (default runs/demo, or runs/demo-N if taken)")
+    return parser
+
+
+class ProgressReport:
+    """Shows training progress: a tqdm bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        from tqdm import tqdm  # imported here: only training needs it
+
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.tqdm = tqdm
+        self.bar = None
+        self.total = 0
+        self.started = time.perf_counter()
+        self.start_step = 0
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.total, self.start_step = info["total_steps"], info["start_step"]
+        where = f"resuming {info['run']} from {info['resumed_from']}" if info["resumed_from"] else f"training into {info['run']}"
+        self.say(f"{where}: {info['images']:,} images, {info['steps_per_epoch']:,} steps per epoch, "
+                 f"{info['total_steps']:,} steps, on {info['device']}")
+        if self.interactive:
+            self.bar = self.tqdm(total=self.total, initial=self.start_step, unit="step", file=self.stream,
+                                 dynamic_ncols=True, smoothing=0.05)
+
+    def on_step(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def on_log(self, r: dict[str, Any]) -> None:
+        figures = f"loss D {r['loss_d']:.3f} G {r['loss_g']:.3f}  D(real) {r['d_real']:.2f} D(fake) {r['d_fake']:.2f}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{figures}  {r['images_per_s']:.0f} img/s", refresh=False)
+            return
+        done = r["step"] - self.start_step
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        eta = (self.total - r["step"]) / rate if rate > 0 else 0
+        self.say(f"step {r['step']:,}/{self.total:,}  epoch {r['epoch']:.2f}  {figures}  "
+                 f"{r['images_per_s']:.0f} img/s  eta {_duration(eta)}")
+
+    def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None:
+        if self.bar is None:
+            self.say(f"epoch {epoch}: samples {sample}, checkpoint {saved.name}")
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from facegan import models
+    from facegan.train.run import plan
+    from facegan.train.trainer import train
+
+    run_dir = args.run or str(Path("runs") / (args.preset or (Path(args.config).stem if args.config else "thesis128")))
+    the_plan = plan(run_dir, args.preset, args.config, setting_overrides(args), args.resume)
+    if args.dry_run:
+        generator, discriminator = models.build(the_plan.config.model)
+        print(f"run directory: {the_plan.run.root}" + (f" (would resume {the_plan.resume_from})" if the_plan.resume_from else ""))
+        print(cfg.to_toml(the_plan.config))
+        for name, net in (("generator", generator), ("discriminator", discriminator)):
+            print(f"{name}: {models.parameter_count(net):,} parameters\n{net}\n")
+        return 0
+    try:
+        summary = train(the_plan, ProgressReport())
+    except KeyboardInterrupt:
+        print(f"\nfacegan: interrupted; a checkpoint was saved, run the same command to resume {the_plan.run.root}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"{summary['reason']} at step {summary['step']:,} (epoch {summary['epoch']}) after {_duration(summary['seconds'])}; "
+          f"run: {the_plan.run.root}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from facegan import sample
+    from facegan.train.run import RunDir
+    from facegan.train.trainer import resolve_device
+
+    if args.n < 1:
+        raise FaceganError(f"-n must be at least 1, not {args.n}")
+    if args.run:
+        found = RunDir(args.run).latest_checkpoint()
+        if found is None:
+            raise FaceganError(f"{args.run} holds no checkpoint")
+        path = found
+    else:
+        path = Path(args.checkpoint)
+    device = resolve_device(args.device)
+    generator, _ = sample.load_generator(path, device)
+    sample.save(sample.generate(generator, args.n, args.seed, device), args.out)
+    print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from facegan.demo import run_demo
+
+    if args.minutes <= 0:
+        raise FaceganError(f"--minutes must be positive, not {args.minutes}")
+    result = run_demo(args.minutes, args.run, ProgressReport())
+    print(f"\nSliced Wasserstein distance of samples to the built-in faces (lower is closer): "
+          f"{result['swd_before']:.2f} before training, {result['swd_after']:.2f} after")
+    print(f"samples:  {result['samples']}\nprogress: {result['progress']}\nlosses:   {result['losses']}")
+    print(f"make more faces: facegan generate --run {result['run']} -n 64 --out faces.png")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FaceganError as e:
+        print(f"facegan: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nfacegan: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Every setting of a run as typed dataclasses, presets, and TOML read/write.
+
+A run's configuration has three sections, ``model``, ``data`` and ``train``. Field
+names are unique across sections, so each field is also one command-line flag
+(``train.batch_size`` is ``--batch-size``). Presets are TOML files in
+``facegan/presets``; a TOML file only needs the fields it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from facegan.errors import FaceganError
+
+
+def setting(default: Any, help: str) -> Any:
+    """A config field with its help text (shown by ``facegan train --help``)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    """The networks. Changing any of these makes checkpoints incompatible."""
+
+    family: str = setting("dcgan", "network family: thesis or dcgan")
+    resolution: int = setting(64, "output images are resolution x resolution")
+    z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)")
+    g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double")
+    d_width: int = setting(64, "discriminator channels at its first stage; later stages double")
+    d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)")
+    init: str = setting("dcgan_normal", "weight init: dcgan_normal, N(0, 0.02), or glorot_uniform (Keras)")
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from and how they are fed."""
+
+    data: str = setting("", "training images (a uint8 .npy array); empty: the built-in synthetic faces")
+    synthetic_count: int = setting(8192, "images in the built-in data set")
+    synthetic_seed: int = setting(0, "which built-in faces")
+    mirror: bool = setting(False, "random horizontal flips")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation, its schedule and its outputs."""
+
+    epochs: int = setting(100, "passes over the data set")
+    batch_size: int = setting(16, "images per step")
+    step: str = setting("thesis", "thesis: one pass, both networks updated; alternating: D, then G")
+    g_lr: float = setting(1e-4, "generator learning rate (Adam)")
+    d_lr: float = setting(1e-4, "discriminator learning rate (Adam)")
+    beta1: float = setting(0.9, "Adam beta1")
+    beta2: float = setting(0.999, "Adam beta2")
+    adam_eps: float = setting(1e-7, "Adam epsilon (Keras default 1e-7)")
+    seed: int = setting(0, "seed of weights, data order, latents and the sample grid")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    log_every: int = setting(100, "steps between rows of metrics.jsonl")
+    sample_count: int = setting(16, "images in each epoch's grid (fixed latents)")
+    keep_checkpoints: int = setting(0, "keep the newest N checkpoints; 0 keeps all")
+    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = none")
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+
+def field_index() -> dict[str, tuple[str, dataclasses.Field]]:
+    """Map every field name to (section, field). Names are unique across sections."""
+    index: dict[str, tuple[str, dataclasses.Field]] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            assert f.name not in index, f"field name {f.name} is used twice"
+            index[f.name] = (section, f)
+    return index
+
+
+def coerce(name: str, kind: type | str, value: Any) -> Any:
+    """Convert a TOML or command-line value to the field's type, or explain why not."""
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    raise FaceganError(f"setting {name}: {value!r} is not a valid {kind.__name__}")
+
+
+def apply(config: Config, values: dict[str, Any], origin: str) -> Config:
+    """Return a copy of ``config`` with ``values`` ({section: {field: value}}) applied."""
+    result = dataclasses.replace(
+        config, **{s: dataclasses.replace(getattr(config, s)) for s in SECTIONS}
+    )
+    for section, entries in values.items():
+        if section not in SECTIONS:
+            raise FaceganError(f"{origin}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(entries, dict):
+            raise FaceganError(f"{origin}: [{section}] must be a table")
+        known = {f.name: f for f in fields(SECTIONS[section])}
+        for name, value in entries.items():
+            if name not in known:
+                raise FaceganError(
+                    f"{origin}: unknown setting {section}.{name} (known: {', '.join(known)})"
+                )
+            setattr(getattr(result, section), name, coerce(f"{section}.{name}", known[name].type, value))
+    return result
+
+
+def override(config: Config, flat: dict[str, Any], origin: str = "command line") -> Config:
+    """Apply {field_name: value} overrides, each field name found in its section."""
+    index = field_index()
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in flat.items():
+        if name not in index:
+            raise FaceganError(f"{origin}: unknown setting {name}")
+        nested.setdefault(index[name][0], {})[name] = value
+    return apply(config, nested, origin)
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("facegan") / "presets"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> Config:
+    names = preset_names()
+    if name not in names:
+        raise FaceganError(f"unknown preset {name!r} (known: {', '.join(names)})")
+    text = (resources.files("facegan") / "presets" / f"{name}.toml").read_text()
+    return validate(apply(Config(), tomllib.loads(text), f"preset {name}"))
+
+
+def load_file(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise FaceganError(f"cannot read config {path}: {e.strerror or e}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise FaceganError(f"config {path} is not valid TOML: {e}") from None
+    return validate(apply(Config(), values, str(path)))
+
+
+def from_dict(values: dict[str, Any], origin: str) -> Config:
+    return apply(Config(), values, origin)
+
+
+def to_toml(config: Config) -> str:
+    return tomli_w.dumps(config.to_dict())
+
+
+def save_file(config: Config, path: str | Path) -> None:
+    Path(path).write_text(to_toml(config))
+
+
+def model_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    """The model fields on which two configs disagree, as 'name: a != b'."""
+    return [
+        f"{f.name}: {getattr(a, f.name)!r} != {getattr(b, f.name)!r}"
+        for f in fields(ModelConfig)
+        if getattr(a, f.name) != getattr(b, f.name)
+    ]
+
+
+def validate(config: Config) -> Config:
+    """Refuse settings that cannot work, with a message naming the field."""
+    m, d, t = config.model, config.data, config.train
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise FaceganError(message)
+
+    need(m.family in ("thesis", "dcgan"), f"model.family must be 'thesis' or 'dcgan', not {m.family!r}")
+    minimum = 16 if m.family == "thesis" else 8
+    need(
+        m.resolution >= minimum and math.log2(m.resolution).is_integer(),
+        f"model.resolution must be a power of two >= {minimum} for family {m.family}, not {m.resolution}",
+    )
+    need(m.z_dim >= 1, f"model.z_dim must be at least 1, not {m.z_dim}")
+    need(m.g_width >= 1, f"model.g_width must be at least 1, not {m.g_width}")
+    need(m.d_width >= 1, f"model.d_width must be at least 1, not {m.d_width}")
+    need(0.0 <= m.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), not {m.d_dropout}")
+    need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
+    need(d.synthetic_count >= 1, f"data.synthetic_count must be at least 1, not {d.synthetic_count}")
+    need(t.epochs >= 0, f"train.epochs must not be negative, not {t.epochs}")
+    need(t.batch_size >= 1, f"train.batch_size must be at least 1, not {t.batch_size}")
+    need(t.step in ("thesis", "alternating"), f"train.step must be 'thesis' or 'alternating', not {t.step!r}")
+    for name in ("g_lr", "d_lr", "adam_eps"):
+        need(getattr(t, name) > 0, f"train.{name} must be positive, not {getattr(t, name)}")
+    for name in ("beta1", "beta2"):
+        need(0.0 <= getattr(t, name) < 1.0, f"train.{name} must be in [0, 1), not {getattr(t, name)}")
+    need(t.log_every >= 1, f"train.log_every must be at least 1, not {t.log_every}")
+    need(t.sample_count >= 1, f"train.sample_count must be at least 1, not {t.sample_count}")
+    need(t.keep_checkpoints >= 0, f"train.keep_checkpoints must not be negative, not {t.keep_checkpoints}")
+    need(t.time_limit >= 0, f"train.time_limit must not be negative, not {t.time_limit}")
+    return config

@@ -1,0 +1,56 @@
+"""Generators and discriminators, one file per family, built by name from a ModelConfig."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from facegan.config import ModelConfig
+from facegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from facegan.models.thesis import ThesisDiscriminator, ThesisGenerator
+
+FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelConfig], nn.Module]]] = {
+    "thesis": (
+        lambda m: ThesisGenerator(m.resolution, m.z_dim, m.g_width),
+        lambda m: ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout),
+    ),
+    "dcgan": (
+        lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width),
+        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout),
+    ),
+}
+
+
+def initialise(module: nn.Module, scheme: str) -> None:
+    """Set weights by ``scheme``: Keras' Glorot-uniform with zero biases, or DCGAN's
+    N(0, 0.02) for convolutions and N(1, 0.02) scales for batch norm."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if scheme == "glorot_uniform":
+                nn.init.xavier_uniform_(layer.weight)
+            else:
+                nn.init.normal_(layer.weight, 0.0, 0.02)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, 0.02)
+            nn.init.zeros_(layer.bias)
+
+
+def build(model: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """A freshly initialised (generator, discriminator) pair; seed torch first for repeatability."""
+    make_g, make_d = FAMILIES[model.family]
+    generator, discriminator = make_g(model), make_d(model)
+    initialise(generator, model.init)
+    initialise(discriminator, model.init)
+    return generator, discriminator
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def sample_latents(count: int, z_dim: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    return torch.randn(count, z_dim, generator=generator, device=device)

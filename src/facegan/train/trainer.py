@@ -1,0 +1,214 @@
+"""The training loop: batches in, steps, logs, sample grids and checkpoints out.
+
+The loop never prints. It reports to an ``Observer`` (the command line draws a
+progress bar from it) and writes everything else into the run directory.
+
+Resuming is exact: the data order of an epoch depends only on (seed, epoch), a
+checkpoint records how many batches of the current epoch were done, and the global
+random state (latents, dropout, flips) is saved and restored with the weights.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facegan import config as cfg
+from facegan import images as imaging
+from facegan import models
+from facegan.data import load_images
+from facegan.data.loader import BatchLoader
+from facegan.errors import FaceganError
+from facegan.train import checkpoint, report
+from facegan.train.run import RunPlan
+from facegan.train.steps import STEPS
+
+
+class Observer:
+    """Hooks the trainer calls; override what you need."""
+
+    def on_start(self, info: dict[str, Any]) -> None: ...
+    def on_step(self, step: int) -> None: ...
+    def on_log(self, record: dict[str, Any]) -> None: ...
+    def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None: ...
+    def on_end(self, summary: dict[str, Any]) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FaceganError(f"unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FaceganError(f"device {name} was asked for but CUDA is not available here")
+    return device
+
+
+def fixed_latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
+    """The latents of every epoch's sample grid: the same for the whole run, on any device."""
+    return torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+class _Running:
+    """Per-step figures summed on the device; read back (one sync) only when logged."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, figures: dict[str, torch.Tensor]) -> None:
+        for k, v in figures.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.steps += 1
+
+    def flush(self, batch_size: int) -> dict[str, float]:
+        means = {k: round(v.item() / self.steps, 5) for k, v in self.sums.items()}
+        seconds = time.perf_counter() - self.started
+        means["images_per_s"] = round(self.steps * batch_size / max(seconds, 1e-9), 2)
+        self.__init__()
+        return means
+
+
+def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None) -> dict[str, Any]:
+    """Train (or resume) the run described by ``plan``; returns a summary."""
+    observer = observer or Observer()
+    config, run = plan.config, plan.run
+    m, t = config.model, config.train
+    run.create()
+    cfg.save_file(config, run.config_path)
+    device = resolve_device(t.device)
+
+    torch.manual_seed(t.seed)
+    generator, discriminator = models.build(m)
+    generator.to(device)
+    discriminator.to(device)
+    adam = dict(betas=(t.beta1, t.beta2), eps=t.adam_eps)
+    g_optimizer = torch.optim.Adam(generator.parameters(), lr=t.g_lr, **adam)
+    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=t.d_lr, **adam)
+
+    if images is None:
+        images = load_images(config.data, m.resolution)
+    loader = BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror)
+    if loader.steps_per_epoch == 0:
+        raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
+
+    step = epoch = position = 0
+    elapsed = 0.0
+    if plan.resume_from is not None:
+        state = checkpoint.load(plan.resume_from, map_location=device)
+        saved_model = cfg.from_dict(state["config"], str(plan.resume_from)).model
+        differences = cfg.model_differences(saved_model, m)
+        if differences:
+            raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        g_optimizer.load_state_dict(state["g_optimizer"])
+        d_optimizer.load_state_dict(state["d_optimizer"])
+        step, epoch, position = state["step"], state["epoch"], state["position"]
+        elapsed = state.get("elapsed", 0.0)
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        run.truncate_metrics(step)
+    latents = fixed_latents(t.sample_count, m.z_dim, t.seed).to(device)
+    take_step = STEPS[t.step]
+
+    def save_checkpoint() -> Path:
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        path = run.checkpoints / checkpoint.name_for(step)
+        checkpoint.save(
+            {
+                "config": config.to_dict(),
+                "generator": generator.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "g_optimizer": g_optimizer.state_dict(),
+                "d_optimizer": d_optimizer.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "position": position,
+                "elapsed": elapsed + time.perf_counter() - session_start,
+                "rng": rng,
+            },
+            path,
+        )
+        checkpoint.prune(run.checkpoints, t.keep_checkpoints)
+        return path
+
+    running = _Running()
+
+    def log() -> None:
+        if running.steps == 0:
+            return
+        record = {"step": step, "epoch": round(epoch + position / loader.steps_per_epoch, 4)}
+        record.update(running.flush(t.batch_size))
+        record["elapsed_s"] = round(elapsed + time.perf_counter() - session_start, 2)
+        run.append_metrics(record)
+        observer.on_log(record)
+
+    session_start = time.perf_counter()
+    observer.on_start(
+        {
+            "run": str(run.root),
+            "device": str(device),
+            "images": len(images),
+            "steps_per_epoch": loader.steps_per_epoch,
+            "start_step": step,
+            "total_steps": t.epochs * loader.steps_per_epoch,
+            "resumed_from": str(plan.resume_from) if plan.resume_from else None,
+            "generator_parameters": models.parameter_count(generator),
+            "discriminator_parameters": models.parameter_count(discriminator),
+        }
+    )
+    reason = "finished"
+    saved = plan.resume_from
+    try:
+        while epoch < t.epochs:
+            epoch_start = time.perf_counter()
+            for real in loader.epoch(epoch, position):
+                z = torch.randn(t.batch_size, m.z_dim, device=device)
+                running.add(take_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
+                step += 1
+                position += 1
+                observer.on_step(step)
+                if step % t.log_every == 0:
+                    log()
+            epoch += 1
+            position = 0
+            log()
+            sample = write_samples(generator, latents, run.sample_path(epoch))
+            saved = save_checkpoint()
+            observer.on_epoch(epoch, sample, saved)
+            spent = time.perf_counter() - session_start
+            if t.time_limit and epoch < t.epochs and spent + (time.perf_counter() - epoch_start) > t.time_limit * 60:
+                reason = "time limit"
+                break
+    except KeyboardInterrupt:
+        log()
+        saved = save_checkpoint()
+        reason = "interrupted"
+        raise
+    finally:
+        report.write(run)
+        summary = {"reason": reason, "step": step, "epoch": epoch, "checkpoint": str(saved) if saved else None,
+                   "seconds": round(time.perf_counter() - session_start, 2)}
+        observer.on_end(summary)
+    return summary
+
+
+@torch.no_grad()
+def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path) -> Path:
+    was_training = generator.training
+    generator.eval()
+    pictures = imaging.to_uint8(generator(latents), generator.output_range)
+    generator.train(was_training)
+    imaging.save_png(imaging.grid(pictures), path)
+    return path

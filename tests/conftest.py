@@ -1,0 +1,25 @@
+"""Shared helpers: tiny, fast configurations that still train for real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facegan import config as cfg
+from facegan.train.run import RunPlan, RunDir
+
+TINY = dict(resolution=16, g_width=8, d_width=8, synthetic_count=64, batch_size=16, epochs=2, log_every=2, sample_count=4)
+
+
+def tiny_config(preset: str = "dcgan64", **changes) -> cfg.Config:
+    return cfg.validate(cfg.override(cfg.load_preset(preset), {**TINY, **changes}))
+
+
+def tiny_plan(run_dir: Path, preset: str = "dcgan64", **changes) -> RunPlan:
+    return RunPlan(tiny_config(preset, **changes), RunDir(run_dir), None)
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path / "run"

@@ -1,0 +1,68 @@
+import pytest
+
+from facegan import config as cfg
+from facegan.errors import FaceganError
+
+
+def test_every_preset_loads_and_validates():
+    names = cfg.preset_names()
+    assert {"thesis128", "dcgan64", "demo"} <= set(names)
+    for name in names:
+        cfg.load_preset(name)
+
+
+def test_thesis128_preset_is_the_thesis_recipe():
+    c = cfg.load_preset("thesis128")
+    assert (c.model.family, c.model.resolution, c.model.z_dim, c.model.d_dropout, c.model.init) == (
+        "thesis", 128, 128, 0.2, "glorot_uniform")
+    assert (c.train.batch_size, c.train.epochs, c.train.step, c.train.g_lr, c.train.d_lr) == (16, 100, "thesis", 1e-4, 1e-4)
+    assert (c.train.beta1, c.train.beta2, c.train.adam_eps) == (0.9, 0.999, 1e-7)
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(FaceganError, match="unknown preset 'nope'.*thesis128"):
+        cfg.load_preset("nope")
+
+
+def test_file_round_trip(tmp_path):
+    c = cfg.override(cfg.load_preset("dcgan64"), {"epochs": 7, "mirror": False, "g_lr": 3e-4})
+    cfg.save_file(c, tmp_path / "c.toml")
+    assert cfg.load_file(tmp_path / "c.toml") == c
+
+
+def test_a_file_needs_only_the_fields_it_changes(tmp_path):
+    (tmp_path / "c.toml").write_text("[train]\nepochs = 3\n")
+    c = cfg.load_file(tmp_path / "c.toml")
+    assert c.train.epochs == 3 and c.train.batch_size == cfg.TrainConfig().batch_size
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[train]\nepoch = 3\n", "unknown setting train.epoch"),
+        ("[training]\nepochs = 3\n", r"unknown section \[training\]"),
+        ("[train]\nepochs = 'many'\n", "train.epochs: 'many' is not a valid int"),
+        ("[train]\nepochs = -1\n", "train.epochs must not be negative"),
+        ("[train]\nbatch_size = 0\n", "train.batch_size must be at least 1"),
+        ("[model]\nresolution = 100\n", "model.resolution must be a power of two"),
+        ("[train\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_refused_with_the_field_named(tmp_path, text, message):
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(FaceganError, match=message):
+        cfg.load_file(tmp_path / "c.toml")
+
+
+def test_overrides_convert_strings_and_refuse_unknown_names():
+    c = cfg.override(cfg.Config(), {"epochs": "5", "g_lr": "2e-4", "mirror": "true", "data": "x.npy"})
+    assert (c.train.epochs, c.train.g_lr, c.data.mirror, c.data.data) == (5, 2e-4, True, "x.npy")
+    with pytest.raises(FaceganError, match="unknown setting epoch"):
+        cfg.override(cfg.Config(), {"epoch": 5})
+    with pytest.raises(FaceganError, match="not a valid float"):
+        cfg.override(cfg.Config(), {"g_lr": "fast"})
+
+
+def test_model_differences_name_each_field():
+    a, b = cfg.ModelConfig(), cfg.ModelConfig(resolution=32, g_width=8)
+    assert cfg.model_differences(a, b) == ["resolution: 64 != 32", "g_width: 64 != 8"]
