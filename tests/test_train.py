@@ -76,7 +76,7 @@ def test_a_run_directory_holds_config_samples_metrics_and_pictures(run_dir):
     assert len(rows) == 6
     assert {"step", "epoch", "loss_g", "loss_d", "d_real", "d_fake", "images_per_s", "elapsed_s"} <= rows[0].keys()
     assert all(0 <= r["d_real"] <= 1 and 0 <= r["d_fake"] <= 1 and r["images_per_s"] > 0 for r in rows)
-    assert Image.open(run.losses_plot).size == (960, 640)
+    assert Image.open(run.losses_plot).size == (960, 660)
     gif = Image.open(run.progress_gif)
     assert gif.n_frames == 3
 
@@ -84,7 +84,7 @@ def test_a_run_directory_holds_config_samples_metrics_and_pictures(run_dir):
 def test_sample_grids_use_the_same_latents_every_epoch(run_dir):
     """With learning rates near zero the grid barely changes between epochs."""
     train(tiny_plan(run_dir, epochs=2, g_lr=1e-12, d_lr=1e-12, step="thesis", family="thesis", init="glorot_uniform"))
-    a, b = (torch.from_numpy(np.asarray(Image.open(p))).float() for p in RunDir(run_dir).sample_paths())
+    a, b = (torch.from_numpy(np.array(Image.open(p))).float() for p in RunDir(run_dir).sample_paths())
     assert (a - b).abs().max() <= 1
 
 

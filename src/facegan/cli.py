@@ -73,16 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 class ProgressReport:
     """Shows training progress: a tqdm bar on a terminal, plain lines otherwise."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, stream=None):
         from tqdm import tqdm  # imported here: only training needs it
 
-        self.stream = stream
-        self.interactive = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
         self.tqdm = tqdm
         self.bar = None
         self.total = 0
         self.started = time.perf_counter()
         self.start_step = 0
+        self.time_limit = 0.0
 
     def say(self, text: str) -> None:
         if self.bar is not None:
@@ -93,8 +94,10 @@ class ProgressReport:
     def on_start(self, info: dict[str, Any]) -> None:
         self.total, self.start_step = info["total_steps"], info["start_step"]
         where = f"resuming {info['run']} from {info['resumed_from']}" if info["resumed_from"] else f"training into {info['run']}"
+        self.time_limit = info["time_limit_s"]
+        budget = f" or {_duration(self.time_limit)}, whichever comes first" if self.time_limit else ""
         self.say(f"{where}: {info['images']:,} images, {info['steps_per_epoch']:,} steps per epoch, "
-                 f"{info['total_steps']:,} steps, on {info['device']}")
+                 f"{info['total_steps']:,} steps{budget}, on {info['device']}")
         if self.interactive:
             self.bar = self.tqdm(total=self.total, initial=self.start_step, unit="step", file=self.stream,
                                  dynamic_ncols=True, smoothing=0.05)
@@ -108,9 +111,11 @@ class ProgressReport:
         if self.bar is not None:
             self.bar.set_postfix_str(f"{figures}  {r['images_per_s']:.0f} img/s", refresh=False)
             return
-        done = r["step"] - self.start_step
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        spent = time.perf_counter() - self.started
+        rate = (r["step"] - self.start_step) / max(spent, 1e-9)
         eta = (self.total - r["step"]) / rate if rate > 0 else 0
+        if self.time_limit:
+            eta = min(eta, max(self.time_limit - spent, 0))
         self.say(f"step {r['step']:,}/{self.total:,}  epoch {r['epoch']:.2f}  {figures}  "
                  f"{r['images_per_s']:.0f} img/s  eta {_duration(eta)}")
 
@@ -182,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0:
         raise FaceganError(f"--minutes must be positive, not {args.minutes}")
-    result = run_demo(args.minutes, args.run, ProgressReport())
+    result = run_demo(args.run, ProgressReport(), time_limit=args.minutes)
     print(f"\nSliced Wasserstein distance of samples to the built-in faces (lower is closer): "
           f"{result['swd_before']:.2f} before training, {result['swd_after']:.2f} after")
     print(f"samples:  {result['samples']}\nprogress: {result['progress']}\nlosses:   {result['losses']}")

@@ -28,8 +28,9 @@ def free_run_dir(base: str = "runs/demo") -> Path:
     return candidate
 
 
-def run_demo(minutes: float, run_dir: str | None = None, observer: Observer | None = None) -> dict[str, Any]:
-    config = cfg.override(cfg.load_preset("demo"), {"time_limit": minutes})
+def run_demo(run_dir: str | None = None, observer: Observer | None = None, **settings: Any) -> dict[str, Any]:
+    """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4)."""
+    config = cfg.validate(cfg.override(cfg.load_preset("demo"), settings))
     run = RunDir(run_dir or free_run_dir())
     images = load_images(config.data, config.model.resolution)
     device = resolve_device(config.train.device)

@@ -76,11 +76,11 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: Sequ
 
 def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Two panels against the training step: the losses, and D's mean outputs."""
-    width, height = 960, 640
+    width, height = 960, 660
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
     _panel(draw, (70, 40, width - 30, 280), rows, ["loss_d", "loss_g"], "losses", font)
     _panel(draw, (70, 360, width - 30, 600), rows, ["d_real", "d_fake"], "discriminator outputs (0 fake, 1 real)", font, (0.0, 1.0))
-    draw.text((width // 2, height - 14), "training step", fill=(30, 30, 30), font=font, anchor="ms")
+    draw.text((width // 2, height - 6), "training step", fill=(30, 30, 30), font=font, anchor="ms")
     image.save(path)

@@ -163,6 +163,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             "steps_per_epoch": loader.steps_per_epoch,
             "start_step": step,
             "total_steps": t.epochs * loader.steps_per_epoch,
+            "time_limit_s": t.time_limit * 60,
             "resumed_from": str(plan.resume_from) if plan.resume_from else None,
             "generator_parameters": models.parameter_count(generator),
             "discriminator_parameters": models.parameter_count(discriminator),

@@ -1,0 +1,169 @@
+"""The command line, run in-process through ``main`` and, where it matters, as a real process."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegan.cli import main
+from facegan.train import checkpoint
+from facegan.train.run import RunDir
+
+TINY_FLAGS = ["--preset", "dcgan64", "--resolution", "16", "--g-width", "8", "--d-width", "8",
+              "--synthetic-count", "64", "--batch-size", "16", "--log-every", "2", "--sample-count", "4"]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, message):
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facegan: error:"), err
+    assert message in lines[0]
+
+
+def test_dry_run_prints_both_networks_with_the_thesis_counts(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "facegan", "train", "--preset", "thesis128", "--dry-run", "--run", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "generator: 14,175,491 parameters" in result.stdout
+    assert "discriminator: 2,789,313 parameters" in result.stdout
+    assert "ConvTranspose2d(1024, 512" in result.stdout
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing written
+
+
+def test_train_then_generate_grid_and_folder(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", "--run", str(run), "--epochs", "2", *TINY_FLAGS)
+    assert code == 0, err
+    assert "finished at step 8 (epoch 2)" in out
+    assert "step 8/8" in err and "epoch 2: samples" in err  # plain progress lines when not a terminal
+
+    code, out, err = run_cli(capsys, "generate", "--run", str(run), "-n", "5", "--seed", "3", "--out", str(tmp_path / "g.png"))
+    assert code == 0, err
+    assert Image.open(tmp_path / "g.png").size == (2 + 3 * 18, 2 + 2 * 18)  # 5 images in a 3-column grid
+
+    latest = checkpoint.latest(run / "checkpoints")
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert run_cli(capsys, "generate", "--checkpoint", str(latest), "-n", "5", "--seed", seed, "--out", str(tmp_path / name))[0] == 0
+    files = sorted((tmp_path / "a").iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
+    a, b, c = (np.stack([np.asarray(Image.open(tmp_path / d / f.name)) for f in files]) for d in "abc")
+    assert a.shape == (5, 16, 16, 3)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_running_train_again_resumes_and_can_extend(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    assert run_cli(capsys, "train", "--run", run, "--epochs", "1", *TINY_FLAGS)[0] == 0
+    code, out, err = run_cli(capsys, "train", "--run", run, "--epochs", "2")
+    assert code == 0, err
+    assert "resuming" in err and "step-00000004.pt" in err
+    assert "finished at step 8" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--epochs", "-1"], "train.epochs must not be negative"),
+        (["train", "--batch-size", "0"], "train.batch_size must be at least 1"),
+        (["train", "--epochs", "ten"], "train.epochs: 'ten' is not a valid int"),
+        (["train", "--resume"], "nothing to resume"),
+        (["train", "--preset", "thesis128", "--config", "x.toml"], "not both"),
+        (["train", "--config", "missing.toml"], "cannot read config missing.toml"),
+        (["generate", "--checkpoint", "missing.pt"], "checkpoint missing.pt does not exist"),
+        (["generate", "--run", "empty-run"], "empty-run holds no checkpoint"),
+        (["generate", "--checkpoint", "x.pt", "-n", "0"], "-n must be at least 1"),
+        (["demo", "--minutes", "0"], "--minutes must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, message)
+
+
+def test_unknown_config_field(capsys, tmp_path):
+    (tmp_path / "c.toml").write_text("[train]\nepochz = 3\n")
+    code, _, err = run_cli(capsys, "train", "--config", str(tmp_path / "c.toml"), "--run", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "unknown setting train.epochz")
+
+
+def test_unwritable_run_directory(capsys, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    code, _, err = run_cli(capsys, "train", "--run", str(tmp_path / "a-file" / "run"), "--epochs", "1", *TINY_FLAGS)
+    assert_one_line_error(code, err, "cannot write to run directory")
+
+
+def test_truncated_checkpoint_in_generate_and_resume(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", "--run", str(run), "--epochs", "1", *TINY_FLAGS)[0] == 0
+    path = checkpoint.latest(run / "checkpoints")
+    path.write_bytes(path.read_bytes()[:1000])
+    code, _, err = run_cli(capsys, "generate", "--run", str(run))
+    assert_one_line_error(code, err, "truncated or corrupt")
+    code, _, err = run_cli(capsys, "train", "--run", str(run), "--epochs", "2")
+    assert_one_line_error(code, err, "truncated or corrupt")
+    assert (run / "config.toml").exists() and (run / "samples" / "epoch-0001.png").exists()  # nothing lost
+
+
+def test_resume_with_a_different_model_is_refused(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    assert run_cli(capsys, "train", "--run", run, "--epochs", "1", *TINY_FLAGS)[0] == 0
+    code, _, err = run_cli(capsys, "train", "--run", run, "--g-width", "16")
+    assert_one_line_error(code, err, "different model (g_width: 8 != 16)")
+
+
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
+    """Kill training while a checkpoint is half written: the last complete one still loads and resumes."""
+    run = tmp_path / "run"
+    # few, cheap steps and big weights, so most of the time is spent writing checkpoints
+    flags = ["--preset", "thesis128", "--resolution", "16", "--g-width", "384", "--d-width", "8",
+             "--synthetic-count", "4", "--batch-size", "2", "--log-every", "1", "--sample-count", "1"]
+    process = subprocess.Popen([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", "500", *flags],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_mid_write = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if checkpoint.listing(run / "checkpoints") and list((run / "checkpoints").glob(".step-*.partial")):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                killed_mid_write = bool(list((run / "checkpoints").glob(".step-*.partial")))
+                break
+            time.sleep(0.001)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert killed_mid_write, "never caught a checkpoint being written"
+    latest = checkpoint.latest(run / "checkpoints")
+    state = checkpoint.load(latest)  # complete and loadable
+    epoch = state["epoch"]
+    result = subprocess.run([sys.executable, "-m", "facegan", "train", "--run", str(run), "--resume",
+                             "--epochs", str(epoch + 1)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run} from {latest}" in result.stderr
+    assert checkpoint.load(checkpoint.latest(run / "checkpoints"))["epoch"] == epoch + 1
+    assert not list((run / "checkpoints").glob(".step-*.partial"))  # the torn file was cleared
+
+
+def test_demo_command_reports_distances_and_pictures(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "demo", "--minutes", "0.05", "--run", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "before training" in out and "after" in out
+    assert f"progress: {tmp_path / 'demo' / 'progress.gif'}" in out
+    assert (tmp_path / "demo" / "progress.gif").exists()
