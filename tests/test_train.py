@@ -119,3 +119,12 @@ def test_time_limit_stops_at_an_epoch_end_with_a_checkpoint(run_dir):
 def test_data_smaller_than_a_batch_is_refused(run_dir):
     with pytest.raises(FaceganError, match="fewer than one batch"):
         train(tiny_plan(run_dir, synthetic_count=8, batch_size=16))
+
+
+def test_step_limit_stops_mid_epoch_and_the_run_resumes_exactly(tmp_path):
+    train(tiny_plan(tmp_path / "straight", epochs=3))
+    summary = train(tiny_plan(tmp_path / "cut", epochs=3, max_steps=6))
+    assert (summary["reason"], summary["step"]) == ("step limit", 6)
+    assert (final_state(tmp_path / "cut")["epoch"], final_state(tmp_path / "cut")["position"]) == (1, 2)
+    train(plan(tmp_path / "cut", overrides={"max_steps": 0}))
+    assert_same_training_state(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))

@@ -66,7 +66,8 @@ class TrainConfig:
     log_every: int = setting(100, "steps between rows of metrics.jsonl")
     sample_count: int = setting(16, "images in each epoch's grid (fixed latents)")
     keep_checkpoints: int = setting(0, "keep the newest N checkpoints; 0 keeps all")
-    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = none")
+    max_steps: int = setting(0, "stop (with a checkpoint) after this many steps in all; 0 = no limit")
+    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = no limit")
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -230,5 +231,6 @@ def validate(config: Config) -> Config:
     need(t.log_every >= 1, f"train.log_every must be at least 1, not {t.log_every}")
     need(t.sample_count >= 1, f"train.sample_count must be at least 1, not {t.sample_count}")
     need(t.keep_checkpoints >= 0, f"train.keep_checkpoints must not be negative, not {t.keep_checkpoints}")
+    need(t.max_steps >= 0, f"train.max_steps must not be negative, not {t.max_steps}")
     need(t.time_limit >= 0, f"train.time_limit must not be negative, not {t.time_limit}")
     return config

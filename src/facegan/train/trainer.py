@@ -162,18 +162,24 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             "images": len(images),
             "steps_per_epoch": loader.steps_per_epoch,
             "start_step": step,
-            "total_steps": t.epochs * loader.steps_per_epoch,
+            "total_steps": min(t.epochs * loader.steps_per_epoch, t.max_steps or float("inf")),
             "time_limit_s": t.time_limit * 60,
             "resumed_from": str(plan.resume_from) if plan.resume_from else None,
             "generator_parameters": models.parameter_count(generator),
             "discriminator_parameters": models.parameter_count(discriminator),
         }
     )
-    reason = "finished"
+    def limit_reached() -> str | None:
+        if t.max_steps and step >= t.max_steps:
+            return "step limit"
+        if t.time_limit and time.perf_counter() - session_start >= t.time_limit * 60:
+            return "time limit"
+        return None
+
+    reason = limit_reached() or "finished"
     saved = plan.resume_from
     try:
-        while epoch < t.epochs:
-            epoch_start = time.perf_counter()
+        while epoch < t.epochs and reason == "finished":
             for real in loader.epoch(epoch, position):
                 z = torch.randn(t.batch_size, m.z_dim, device=device)
                 running.add(take_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
@@ -182,16 +188,19 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 observer.on_step(step)
                 if step % t.log_every == 0:
                     log()
-            epoch += 1
-            position = 0
-            log()
-            sample = write_samples(generator, latents, run.sample_path(epoch))
-            saved = save_checkpoint()
-            observer.on_epoch(epoch, sample, saved)
-            spent = time.perf_counter() - session_start
-            if t.time_limit and epoch < t.epochs and spent + (time.perf_counter() - epoch_start) > t.time_limit * 60:
-                reason = "time limit"
-                break
+                if stop := limit_reached():
+                    reason = stop
+                    break
+            if position == loader.steps_per_epoch:
+                epoch += 1
+                position = 0
+                log()
+                sample = write_samples(generator, latents, run.sample_path(epoch))
+                saved = save_checkpoint()
+                observer.on_epoch(epoch, sample, saved)
+            else:  # stopped inside the epoch
+                log()
+                saved = save_checkpoint()
     except KeyboardInterrupt:
         log()
         saved = save_checkpoint()
