@@ -64,10 +64,47 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
     generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
 
+    prepare = commands.add_parser(
+        "prepare", help="decode a folder, .zip or CelebA root once into a fast cache",
+        description="Decode every image once (in parallel), crop, resize and store them as one uint8 array "
+                    "with labels and a manifest. Bad files are skipped and listed with their reason.")
+    prepare.add_argument("source", help="a folder (searched recursively), a .zip, or a CelebA root")
+    prepare.add_argument("--out", required=True, help="the cache folder to write")
+    prepare.add_argument("--size", type=int, required=True, help="side of the square images, e.g. 64 or 128")
+    prepare.add_argument("--crop", default="center",
+                         help="center (default): largest centred square; none: squash the whole frame; or x,y,w,h")
+    prepare.add_argument("--split", default="all", help="CelebA only: train, val, test or all (default)")
+    prepare.add_argument("--allow-upscale", action="store_true", help="keep images smaller than --size (enlarged)")
+    prepare.add_argument("--workers", type=int, default=0, help="decoding processes (default: one per CPU)")
+
     demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
     demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
     demo.add_argument("--run", help="run directory (default runs/demo, or runs/demo-N if taken)")
     return parser
+
+
+class CountReport:
+    """Progress of a counted job (decoding images): a tqdm bar on a terminal, else a line per 10%."""
+
+    def __init__(self, what: str, stream=None):
+        from tqdm import tqdm
+
+        self.what, self.stream, self.tqdm = what, stream or sys.stderr, tqdm
+        self.bar = None
+        self.next_line = 0.0
+        self.started = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.stream.isatty():
+            if self.bar is None:
+                self.bar = self.tqdm(total=total, desc=self.what, unit="img", file=self.stream, dynamic_ncols=True)
+            self.bar.update(done - self.bar.n)
+            if done == total:
+                self.bar.close()
+        elif done / total >= self.next_line or done == total:
+            rate = done / max(time.perf_counter() - self.started, 1e-9)
+            print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}), {rate:.0f} img/s", file=self.stream, flush=True)
+            self.next_line = done / total + 0.1
 
 
 class ProgressReport:
@@ -84,6 +121,7 @@ class ProgressReport:
         self.started = time.perf_counter()
         self.start_step = 0
         self.time_limit = 0.0
+        self.preparing = None
 
     def say(self, text: str) -> None:
         if self.bar is not None:
@@ -91,7 +129,13 @@ class ProgressReport:
         else:
             print(text, file=self.stream, flush=True)
 
+    def on_prepare(self, done: int, total: int) -> None:
+        if self.preparing is None:
+            self.preparing = CountReport("preparing data", self.stream)
+        self.preparing(done, total)
+
     def on_start(self, info: dict[str, Any]) -> None:
+        self.say(f"data: {info['data']}")
         self.total, self.start_step = info["total_steps"], info["start_step"]
         where = f"resuming {info['run']} from {info['resumed_from']}" if info["resumed_from"] else f"training into {info['run']}"
         self.time_limit = info["time_limit_s"]
@@ -182,6 +226,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from facegan.data.prepare import prepare, skipped_summary
+
+    manifest, reused = prepare(args.source, args.out, args.size, args.crop, args.split, args.allow_upscale,
+                               args.workers or None, CountReport("decoding"))
+    settings = manifest["settings"]
+    if reused:
+        print(f"{args.out} is up to date: {manifest['count']:,} images of {settings['size']}x{settings['size']} "
+              f"from {manifest['source']} (nothing to do)")
+        return 0
+    print(f"prepared {manifest['count']:,} images of {settings['size']}x{settings['size']} (crop {settings['crop']}) "
+          f"from {manifest['source_kind']} {manifest['source']} into {args.out} in {manifest['seconds']:.1f} s, "
+          f"{manifest['bytes'] / 2**20:,.1f} MiB; {skipped_summary(manifest)}"
+          + (f"; converted: {', '.join(f'{n} {k}' for k, n in manifest['conversions'].items())}" if manifest["conversions"] else ""))
+    if manifest["skipped_count"]:
+        print(f"every skipped file and its reason: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from facegan.demo import run_demo
 
@@ -195,7 +258,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "prepare": cmd_prepare, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

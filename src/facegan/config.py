@@ -43,7 +43,9 @@ class ModelConfig:
 class DataConfig:
     """Where the training images come from and how they are fed."""
 
-    data: str = setting("", "training images (a uint8 .npy array); empty: the built-in synthetic faces")
+    data: str = setting("", "a prepared cache, or a folder, .zip or CelebA root to prepare; empty: built-in faces")
+    crop: str = setting("center", "when --data is raw: center, none (squash the frame) or x,y,w,h")
+    split: str = setting("all", "when --data is a CelebA root: train, val, test or all")
     synthetic_count: int = setting(8192, "images in the built-in data set")
     synthetic_seed: int = setting(0, "which built-in faces")
     mirror: bool = setting(False, "random horizontal flips")
@@ -220,6 +222,7 @@ def validate(config: Config) -> Config:
     need(m.d_width >= 1, f"model.d_width must be at least 1, not {m.d_width}")
     need(0.0 <= m.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), not {m.d_dropout}")
     need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
+    need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
     need(d.synthetic_count >= 1, f"data.synthetic_count must be at least 1, not {d.synthetic_count}")
     need(t.epochs >= 0, f"train.epochs must not be negative, not {t.epochs}")
     need(t.batch_size >= 1, f"train.batch_size must be at least 1, not {t.batch_size}")

@@ -32,7 +32,7 @@ def run_demo(run_dir: str | None = None, observer: Observer | None = None, **set
     """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4)."""
     config = cfg.validate(cfg.override(cfg.load_preset("demo"), settings))
     run = RunDir(run_dir or free_run_dir())
-    images = load_images(config.data, config.model.resolution)
+    images, _ = load_images(config.data, config.model.resolution)
     device = resolve_device(config.train.device)
 
     torch.manual_seed(config.train.seed)  # the same initial generator that training starts from

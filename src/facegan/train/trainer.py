@@ -31,6 +31,7 @@ from facegan.train.steps import STEPS
 class Observer:
     """Hooks the trainer calls; override what you need."""
 
+    def on_prepare(self, done: int, total: int) -> None: ...
     def on_start(self, info: dict[str, Any]) -> None: ...
     def on_step(self, step: int) -> None: ...
     def on_log(self, record: dict[str, Any]) -> None: ...
@@ -94,7 +95,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=t.d_lr, **adam)
 
     if images is None:
-        images = load_images(config.data, m.resolution)
+        images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
+    else:
+        data_line = f"{len(images):,} given images"
     loader = BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror)
     if loader.steps_per_epoch == 0:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
@@ -160,6 +163,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             "run": str(run.root),
             "device": str(device),
             "images": len(images),
+            "data": data_line,
             "steps_per_epoch": loader.steps_per_epoch,
             "start_step": step,
             "total_steps": min(t.epochs * loader.steps_per_epoch, t.max_steps or float("inf")),

@@ -1,0 +1,191 @@
+"""``prepare``: decode every image of a source once, in parallel, into a cache.
+
+Re-running with the same source (same files, sizes and times) and settings reuses the
+cache. A bad file is skipped and listed with its reason; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from facegan.data import cache
+from facegan.data.decode import MAX_PIXELS, Crop, Unusable, decode
+from facegan.data.sources import Item, Listing, open_source
+from facegan.errors import FaceganError
+
+Progress = Callable[[int, int], None]
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(kind: str, root: str, size: int, crop: Crop, allow_upscale: bool, max_pixels: int) -> None:
+    _worker.update(kind=kind, size=size, crop=crop, allow_upscale=allow_upscale, max_pixels=max_pixels,
+                   archive=zipfile.ZipFile(root) if kind == "zip" else None)
+
+
+def _decode_item(item: Item) -> tuple[np.ndarray | None, str | None, str | None]:
+    """(image, conversion note, None) or (None, None, reason to skip)."""
+    w = _worker
+    try:
+        if w["archive"] is not None:
+            with w["archive"].open(item.location) as member:
+                source: Any = io.BytesIO(member.read())
+        else:
+            source = item.location
+        image, note = decode(source, w["size"], w["crop"], w["allow_upscale"], w["max_pixels"])
+        return image, note, None
+    except Unusable as e:
+        return None, None, str(e)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError) as e:
+        return None, None, f"cannot read ({e})"
+
+
+def settings_of(size: int, crop: Crop, split: str, allow_upscale: bool) -> dict[str, Any]:
+    return {"size": size, "crop": str(crop), "split": split, "allow_upscale": allow_upscale}
+
+
+def default_cache_dir(source: str | Path, size: int, crop: Crop, split: str) -> Path:
+    """Where ``train --data RAW_SOURCE`` keeps its cache: $FACEGAN_CACHE or ~/.cache/facegan."""
+    base = Path(os.environ.get("FACEGAN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facegan")
+    resolved = Path(source).resolve()
+    key = hashlib.sha256(f"{resolved}|{size}|{crop}|{split}".encode()).hexdigest()[:10]
+    return base / "prepared" / f"{resolved.name}-{size}px-{str(crop).replace(',', '_')}-{split}-{key}"
+
+
+def prepare(
+    source: str | Path,
+    out: str | Path,
+    size: int,
+    crop: str | Crop = "center",
+    split: str = "all",
+    allow_upscale: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[dict[str, Any], bool]:
+    """Prepare ``source`` into the cache folder ``out``; returns (manifest, reused)."""
+    if size < 4:
+        raise FaceganError(f"size must be at least 4, not {size}")
+    try:
+        crop = crop if isinstance(crop, Crop) else Crop.parse(crop)
+    except ValueError as e:
+        raise FaceganError(str(e)) from None
+    listing = open_source(source, split)
+    out = Path(out)
+    settings = settings_of(size, crop, split, allow_upscale)
+    fingerprint = listing.fingerprint()
+    existing = cache.read_manifest(out)
+    if existing and existing.get("settings") == settings and existing.get("fingerprint") == fingerprint:
+        return existing, True
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / cache.MANIFEST).unlink(missing_ok=True)  # from now on the folder is not a complete cache
+    except OSError as e:
+        raise FaceganError(f"cannot write cache {out}: {e.strerror or e}") from None
+
+    started = time.perf_counter()
+    kept: list[int] = []
+    skipped = [{"file": s.name, "reason": s.reason} for s in listing.skipped]
+    conversions: Counter[str] = Counter()
+    writer = cache.ImageWriter(out / "images.npy.partial", size)
+    workers = max(1, workers or os.cpu_count() or 1)
+    init = (listing.kind, str(listing.root), size, crop, allow_upscale, max_pixels)
+    total = len(listing.items)
+    try:
+        if workers == 1 or total < 64:
+            _start_worker(*init)
+            results = map(_decode_item, listing.items)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, init)
+            results = pool.imap(_decode_item, listing.items, chunksize=32)
+        for index, (image, note, reason) in enumerate(results):
+            if image is not None:
+                writer.append(image)
+                kept.append(index)
+                if note:
+                    conversions[note] += 1
+            else:
+                skipped.append({"file": listing.items[index].name, "reason": reason})
+            if progress:
+                progress(index + 1, total)
+    finally:
+        writer.close()
+        if pool is not None:
+            pool.terminate()
+        if _worker.get("archive") is not None:
+            _worker["archive"].close()
+        _worker.clear()
+
+    if not kept:
+        (out / "images.npy.partial").unlink(missing_ok=True)
+        reasons = Counter(s["reason"].split(" (")[0] for s in skipped)
+        raise FaceganError(f"no usable image in {source}: {len(skipped)} skipped ({_summary(reasons)})")
+    os.replace(out / "images.npy.partial", out / "images.npy")
+    for name, values in listing.labels.items():
+        cache.write_array(out / f"{name}.npy", values[kept])
+    for name in cache.LABELS:
+        if name not in listing.labels:
+            (out / f"{name}.npy").unlink(missing_ok=True)
+    manifest = {
+        "format": cache.FORMAT,
+        "complete": True,
+        "source": str(Path(source).resolve()),
+        "source_kind": listing.kind,
+        "fingerprint": fingerprint,
+        "settings": settings,
+        "count": len(kept),
+        "found": total + len(listing.skipped),
+        "ignored_non_image_files": listing.ignored,
+        "skipped_count": len(skipped),
+        "skipped": skipped,
+        "conversions": dict(conversions),
+        "files": [listing.items[i].name for i in kept],
+        "attribute_names": listing.attribute_names,
+        "seconds": round(time.perf_counter() - started, 2),
+        "bytes": int((out / "images.npy").stat().st_size),
+    }
+    cache.write_manifest(out, manifest)
+    return manifest, False
+
+
+def _summary(reasons: Counter) -> str:
+    return ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+
+
+def skipped_summary(manifest: dict[str, Any]) -> str:
+    """One line: how many files were skipped, by reason."""
+    reasons = Counter(s["reason"].split(" (")[0].split(":")[0] for s in manifest["skipped"])
+    return f"skipped {manifest['skipped_count']}: {_summary(reasons)}" if reasons else "nothing skipped"
+
+
+def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str = "all",
+                 progress: Progress | None = None) -> tuple[cache.Cache, Path | None]:
+    """A cache of ``size`` for ``data``: the cache itself, or a raw source prepared once.
+
+    Returns (cache, where it was prepared now or None if ``data`` was already a cache).
+    """
+    data = Path(data)
+    if cache.is_cache(data):
+        opened = cache.open_cache(data)
+        if opened.size != size:
+            raise FaceganError(
+                f"{data} holds {opened.size}x{opened.size} images but the model makes {size}x{size}; "
+                f"prepare one with: facegan prepare {opened.manifest['source']} --out DIR --size {size}"
+                f" --crop {opened.manifest['settings']['crop']}"
+            )
+        return opened, None
+    target = default_cache_dir(data, size, Crop.parse(crop), split)
+    manifest, reused = prepare(data, target, size, crop, split, progress=progress)
+    return cache.open_cache(target), (None if reused else target)

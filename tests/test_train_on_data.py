@@ -1,0 +1,111 @@
+"""Training on prepared caches and raw sources, and the loader that feeds it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facegan.cli import main
+from facegan.data.loader import BatchLoader
+from facegan.data.prepare import prepare
+from facegan.errors import FaceganError
+from facegan.train.trainer import train
+from tests.conftest import tiny_plan
+from tests.test_prepare import photo
+
+CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba"
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(40):
+        photo(i).save(root / f"{i:03d}.jpg")
+    return root
+
+
+def test_train_on_a_prepared_cache(folder, tmp_path):
+    prepare(folder, tmp_path / "cache", 16)
+    summary = train(tiny_plan(tmp_path / "run", epochs=1, data=str(tmp_path / "cache")))
+    assert summary["step"] == 2  # 40 images, batches of 16
+
+
+def test_a_cache_of_another_size_names_the_prepare_command(folder, tmp_path):
+    prepare(folder, tmp_path / "cache", 32)
+    with pytest.raises(FaceganError, match=r"holds 32x32 images but the model makes 16x16; prepare one with: "
+                                           r"facegan prepare .*photos --out DIR --size 16 --crop center"):
+        train(tiny_plan(tmp_path / "run", data=str(tmp_path / "cache")))
+
+
+def test_a_raw_folder_is_prepared_once_then_reused(folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEGAN_CACHE", str(tmp_path / "caches"))
+    flags = ["--preset", "dcgan64", "--resolution", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16",
+             "--data", str(folder), "--epochs", "1"]
+    assert main(["train", "--run", str(tmp_path / "a"), *flags]) == 0
+    err = capsys.readouterr().err
+    assert "prepared now into the cache" in err and str(tmp_path / "caches" / "prepared") in err
+    assert main(["train", "--run", str(tmp_path / "b"), *flags]) == 0
+    err = capsys.readouterr().err
+    assert "from its cache" in err and "prepared now" not in err
+    assert len(list((tmp_path / "caches" / "prepared").iterdir())) == 1
+
+
+def test_prepare_command_summary_and_errors(folder, tmp_path, capsys):
+    (folder / "broken.jpg").write_text("no")
+    assert main(["prepare", str(folder), "--out", str(tmp_path / "c"), "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "prepared 40 images of 16x16 (crop center) from folder" in out and "skipped 1: 1 not an image" in out
+    assert main(["prepare", str(folder), "--out", str(tmp_path / "c"), "--size", "16"]) == 0
+    assert "is up to date" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "d"), "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facegan: error: no images found") and len(err.strip().splitlines()) == 1
+
+
+def test_loader_order_depends_only_on_seed_and_epoch_and_scales_on_the_device():
+    images = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
+    loader = BatchLoader(images, 3, seed=5, device=torch.device("cpu"), pixel_range=(-1.0, 1.0))
+    assert loader.steps_per_epoch == 3
+    first = list(loader.epoch(0))
+    assert [b.shape for b in first] == [(3, 3, 2, 2)] * 3
+    assert all(b.min() >= -1 and b.max() <= 1 for b in first)
+    again = list(loader.epoch(0))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, loader.epoch(1)))
+    # resuming at batch 1 gives the same batches as the uninterrupted epoch
+    assert all(torch.equal(a, b) for a, b in zip(first[1:], loader.epoch(0, start=1)))
+    # values map exactly: uint8 v -> v / 255 * 2 - 1
+    seen = torch.cat(first).permute(0, 2, 3, 1).reshape(-1)
+    expected = torch.from_numpy(images).float().div(255).mul(2).sub(1).reshape(10, -1)
+    assert any(torch.allclose(seen[:12], row) for row in expected)
+
+
+def test_mirror_flips_about_half_the_images():
+    image = np.zeros((1, 4, 4, 3), np.uint8)
+    image[0, :, 0] = 255  # a bright left column
+    images = np.repeat(image, 400, axis=0)
+    torch.manual_seed(0)
+    loader = BatchLoader(images, 400, seed=0, device=torch.device("cpu"), pixel_range=(0.0, 1.0), mirror=True)
+    batch = next(loader.epoch(0))
+    flipped = (batch[:, 0, 0, 3] == 1).float().mean().item()
+    assert 0.4 < flipped < 0.6
+    assert torch.all((batch[:, 0, 0, 0] == 1) ^ (batch[:, 0, 0, 3] == 1))
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+def test_shared_celeba_test_split(tmp_path):
+    manifest, _ = prepare(CELEBA, tmp_path / "cache", 32, split="test")
+    lines = (CELEBA / "list_eval_partition.txt").read_text().split("\n")
+    test_files = sorted(line.split()[0] for line in lines if line.endswith(" 2"))
+    assert manifest["files"] == test_files and manifest["skipped_count"] == 0
+    rows = {r.split()[0]: r.split()[1:] for r in (CELEBA / "list_attr_celeba.txt").read_text().splitlines()[2:]}
+    names = (CELEBA / "list_attr_celeba.txt").read_text().splitlines()[1].split()
+    male = names.index("Male")
+    from facegan.data.cache import open_cache
+
+    opened = open_cache(tmp_path / "cache")
+    assert opened.labels["attributes"][:, male].tolist() == [int(rows[f][male] == "1") for f in test_files]
+    assert set(opened.labels["split"].tolist()) == {2}
