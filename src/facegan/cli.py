@@ -141,7 +141,7 @@ class ProgressReport:
         self.time_limit = info["time_limit_s"]
         budget = f" or {_duration(self.time_limit)}, whichever comes first" if self.time_limit else ""
         self.say(f"{where}: {info['images']:,} images, {info['steps_per_epoch']:,} steps per epoch, "
-                 f"{info['total_steps']:,} steps{budget}, on {info['device']}")
+                 f"{info['total_steps']:,} steps{budget}, on {info['device']} ({info['speed']})")
         if self.interactive:
             self.bar = self.tqdm(total=self.total, initial=self.start_step, unit="step", file=self.stream,
                                  dynamic_ncols=True, smoothing=0.05)

@@ -72,7 +72,25 @@ class TrainConfig:
     time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = no limit")
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SWITCH = ("auto", "on", "off")
+
+
+@dataclass
+class SpeedConfig:
+    """How fast the same training runs. None of these change what is learned beyond
+    rounding; "auto" picks what measured fastest for the device (see docs/benchmarks.md)."""
+
+    precision: str = setting("auto", "auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16 (autocast)")
+    channels_last: str = setting("auto", "auto (on for CUDA), on or off: NHWC memory layout")
+    compile: str = setting("auto", "auto (on for CUDA), on or off: torch.compile the networks")
+    cuda_graphs: str = setting("auto", "auto (on for CUDA when compiled), on or off: replay steps as CUDA graphs")
+    fused_adam: str = setting("auto", "auto, on or off: Adam's fused kernel (auto: on for CUDA, foreach on CPU)")
+    tf32: str = setting("auto", "auto (on for CUDA), on or off: TF32 for fp32 matmuls and convolutions")
+    data_on_device: str = setting("auto", "auto (on for CUDA when the data fits in half its free memory), on or off")
+    threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "speed": SpeedConfig}
 
 
 @dataclass
@@ -80,6 +98,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
@@ -235,5 +254,10 @@ def validate(config: Config) -> Config:
     need(t.sample_count >= 1, f"train.sample_count must be at least 1, not {t.sample_count}")
     need(t.keep_checkpoints >= 0, f"train.keep_checkpoints must not be negative, not {t.keep_checkpoints}")
     need(t.max_steps >= 0, f"train.max_steps must not be negative, not {t.max_steps}")
+    sp = config.speed
+    need(sp.precision in ("auto", "fp32", "bf16"), f"speed.precision must be auto, fp32 or bf16, not {sp.precision!r}")
+    for name in ("channels_last", "compile", "cuda_graphs", "fused_adam", "tf32", "data_on_device"):
+        need(getattr(sp, name) in SWITCH, f"speed.{name} must be auto, on or off, not {getattr(sp, name)!r}")
+    need(sp.threads >= 0, f"speed.threads must not be negative, not {sp.threads}")
     need(t.time_limit >= 0, f"train.time_limit must not be negative, not {t.time_limit}")
     return config

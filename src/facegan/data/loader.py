@@ -1,12 +1,13 @@
 """Random batches from a uint8 (N, H, W, 3) array.
 
 The order of epoch ``e`` depends only on (seed, e), so training can resume in the
-middle of an epoch by skipping the batches already seen. Batches travel to the device
-as uint8; only there are they scaled to the model's pixel range and flipped.
+middle of an epoch by skipping the batches already seen. Batches are gathered and
+flipped as uint8 and only scaled to the model's pixel range on the device.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -14,6 +15,9 @@ import torch
 
 
 class BatchLoader:
+    """``on_device`` copies the whole set to the device (the GPU, or RAM for a CPU run)
+    once and gathers batches there; ``channels_last`` hands batches over in NHWC layout."""
+
     def __init__(
         self,
         images: np.ndarray,
@@ -22,33 +26,51 @@ class BatchLoader:
         device: torch.device,
         pixel_range: tuple[float, float],
         mirror: bool = False,
+        channels_last: bool = False,
+        on_device: bool = False,
     ):
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3), not {images.dtype} {images.shape}")
-        self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.batch_size, self.seed = batch_size, seed
         self.device, self.pixel_range, self.mirror = device, pixel_range, mirror
+        self.channels_last = channels_last
+        self.count = len(images)
+        if on_device:
+            self.source = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        else:
+            with warnings.catch_warnings():  # a read-only memory map: torch only ever reads it
+                warnings.simplefilter("ignore", UserWarning)
+                self.source = torch.from_numpy(images)
 
     @property
     def steps_per_epoch(self) -> int:
         """Full batches per epoch; the last partial batch is dropped."""
-        return len(self.images) // self.batch_size
+        return self.count // self.batch_size
 
     def order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+        return np.random.default_rng([self.seed, epoch]).permutation(self.count)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch index ``start`` on, as float NCHW tensors."""
-        order = self.order(epoch)
+        order = torch.from_numpy(self.order(epoch)).to(self.source.device)
         for i in range(start, self.steps_per_epoch):
-            index = np.sort(order[i * self.batch_size : (i + 1) * self.batch_size])
-            yield self.to_model(torch.from_numpy(self.images[index]))
+            # sorted: a memory map is then read in file order; the order inside a batch does not matter
+            yield self.batch(order[i * self.batch_size : (i + 1) * self.batch_size].sort().values)
 
-    def to_model(self, batch: torch.Tensor) -> torch.Tensor:
-        """uint8 NHWC on the host -> float NCHW in the model's range on the device."""
-        batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        lo, hi = self.pixel_range
-        batch = batch * ((hi - lo) / 255.0) + lo
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """Gather, flip, move, and scale one batch (uint8 NHWC -> float NCHW in the model's range).
+
+        Mirrored images are gathered apart and put after the others, so no per-image
+        select is needed. Flips and the layout change happen on uint8, a quarter of the
+        bytes of float; the float conversion keeps the memory format and scales in place.
+        """
         if self.mirror:
-            flip = torch.rand(batch.shape[0], device=self.device) < 0.5
-            batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-        return batch.contiguous()
+            flip = torch.rand(len(index), device=index.device) < 0.5
+            batch = torch.cat([self.source.index_select(0, index[~flip]), self.source.index_select(0, index[flip]).flip(2)])
+        else:
+            batch = self.source.index_select(0, index)
+        batch = batch.to(self.device, non_blocking=True)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = batch.permute(0, 3, 1, 2).contiguous(memory_format=layout)
+        lo, hi = self.pixel_range
+        return batch.float().mul_((hi - lo) / 255.0).add_(lo)

@@ -10,6 +10,9 @@ its numerical cliff at saturated outputs.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from typing import Callable, ContextManager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,17 +38,19 @@ def thesis_step(
     d_optimizer: torch.optim.Optimizer,
     real: torch.Tensor,
     z: torch.Tensor,
+    autocast: Callable[[], ContextManager] = nullcontext,
 ) -> dict[str, torch.Tensor]:
     """The thesis's step: one forward pass, both losses from it, both networks updated.
 
     As with two Keras GradientTapes: G's gradients come from G's loss only and D's from
     D's loss only, both taken at the same weights before either update.
     """
-    fake = generator(z)
-    fake_logits = discriminator(fake)
-    real_logits = discriminator(real)
-    loss_d = bce(real_logits, 1.0) + bce(fake_logits, 0.0)
-    loss_g = bce(fake_logits, 1.0)
+    with autocast():
+        fake = generator(z)
+        fake_logits = discriminator(fake).float()
+        real_logits = discriminator(real).float()
+        loss_d = bce(real_logits, 1.0) + bce(fake_logits, 0.0)
+        loss_g = bce(fake_logits, 1.0)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
     g_grads = torch.autograd.grad(loss_g, g_params, retain_graph=True)
@@ -65,18 +70,21 @@ def alternating_step(
     d_optimizer: torch.optim.Optimizer,
     real: torch.Tensor,
     z: torch.Tensor,
+    autocast: Callable[[], ContextManager] = nullcontext,
 ) -> dict[str, torch.Tensor]:
     """The classic DCGAN step: update D on real and (detached) fake, then G against the new D."""
-    fake = generator(z)
-    real_logits = discriminator(real)
-    fake_logits = discriminator(fake.detach())
-    loss_d = bce(real_logits, 1.0) + bce(fake_logits, 0.0)
+    with autocast():
+        fake = generator(z)
+        real_logits = discriminator(real).float()
+        fake_logits = discriminator(fake.detach()).float()
+        loss_d = bce(real_logits, 1.0) + bce(fake_logits, 0.0)
     d_optimizer.zero_grad(set_to_none=True)
     loss_d.backward()
     d_optimizer.step()
 
     discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
-    loss_g = bce(discriminator(fake), 1.0)
+    with autocast():
+        loss_g = bce(discriminator(fake).float(), 1.0)
     g_optimizer.zero_grad(set_to_none=True)
     loss_g.backward()
     g_optimizer.step()

@@ -23,7 +23,7 @@ from facegan import models
 from facegan.data import load_images
 from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
-from facegan.train import checkpoint, report
+from facegan.train import checkpoint, report, speed
 from facegan.train.run import RunPlan
 from facegan.train.steps import STEPS
 
@@ -85,20 +85,22 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     run.create()
     cfg.save_file(config, run.config_path)
     device = resolve_device(t.device)
+    if images is None:
+        images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
+    else:
+        data_line = f"{len(images):,} given images"
+    fast = speed.resolve(config.speed, device, images.nbytes)
+    speed.apply_globals(fast)
 
     torch.manual_seed(t.seed)
     generator, discriminator = models.build(m)
     generator.to(device)
     discriminator.to(device)
-    adam = dict(betas=(t.beta1, t.beta2), eps=t.adam_eps)
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=t.g_lr, **adam)
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=t.d_lr, **adam)
-
-    if images is None:
-        images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
-    else:
-        data_line = f"{len(images):,} given images"
-    loader = BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror)
+    g_optimizer = speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast)
+    d_optimizer = speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast)
+    g_train, d_train = speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast)
+    loader = BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
+                         channels_last=fast.channels_last, on_device=fast.data_on_device)
     if loader.steps_per_epoch == 0:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
 
@@ -122,6 +124,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         run.truncate_metrics(step)
     latents = fixed_latents(t.sample_count, m.z_dim, t.seed).to(device)
     take_step = STEPS[t.step]
+
+    def autocast():
+        return fast.autocast(device)
 
     def save_checkpoint() -> Path:
         rng = {"torch": torch.get_rng_state()}
@@ -162,6 +167,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         {
             "run": str(run.root),
             "device": str(device),
+            "speed": fast.describe(),
             "images": len(images),
             "data": data_line,
             "steps_per_epoch": loader.steps_per_epoch,
@@ -186,7 +192,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         while epoch < t.epochs and reason == "finished":
             for real in loader.epoch(epoch, position):
                 z = torch.randn(t.batch_size, m.z_dim, device=device)
-                running.add(take_step(generator, discriminator, g_optimizer, d_optimizer, real, z))
+                if fast.cuda_graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
+                running.add(take_step(g_train, d_train, g_optimizer, d_optimizer, real, z, autocast))
                 step += 1
                 position += 1
                 observer.on_step(step)
@@ -202,8 +210,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 sample = write_samples(generator, latents, run.sample_path(epoch))
                 saved = save_checkpoint()
                 observer.on_epoch(epoch, sample, saved)
-            else:  # stopped inside the epoch
+            else:  # stopped inside the epoch: its grid shows the model where it stopped
                 log()
+                write_samples(generator, latents, run.sample_path(epoch + 1))
                 saved = save_checkpoint()
     except KeyboardInterrupt:
         log()

@@ -1,0 +1,190 @@
+"""Training and generation speed, eager against the fast path, side by side in one run.
+
+    python benchmarks/train_speed.py                       # the device's default cases
+    python benchmarks/train_speed.py --cases thesis128:16 dcgan64:128 --variants eager fast bf16
+
+For each case (preset:batch) and variant (a set of [speed] settings) it times real
+training steps (the preset's own step, on random uint8 data through the real loader)
+and prints a JSON line: images/s, ms per step, FLOPs per image (counted by
+torch.utils.flop_counter on one eager step), achieved TFLOP/s, share of the device's
+peak where known, and peak memory. Then generation: images/s of batched sampling and
+the latency of one image. A short table follows the JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from facegan import config as cfg
+from facegan import models
+from facegan.data.loader import BatchLoader
+from facegan.train import speed
+from facegan.train.steps import STEPS
+
+VARIANTS = {
+    "eager": dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off",
+                  tf32="off", data_on_device="off"),
+    "fast": {},  # every setting "auto": what facegan uses by default on this device
+    "channels_last": dict(precision="fp32", channels_last="on", compile="off", cuda_graphs="off", fused_adam="off", tf32="off"),
+    "compile": dict(precision="fp32", channels_last="off", compile="on", cuda_graphs="off", fused_adam="off", tf32="off"),
+    "bf16": dict(precision="bf16", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off", tf32="off"),
+    "fused_adam": dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="on", tf32="off"),
+}
+PEAK_BF16_TFLOPS = {"H100": 790.0, "H200": 989.0, "A100": 312.0}  # dense bf16, for the share of peak
+
+
+def device_peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(preset: str, batch: int, variant: dict, device: torch.device, steps: int):
+    config = cfg.override(cfg.load_preset(preset), {"batch_size": batch})
+    config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
+    images = np.random.default_rng(0).integers(0, 256, (batch * (steps + 2), config.model.resolution,
+                                                        config.model.resolution, 3), dtype=np.uint8)
+    plan = speed.resolve(config.speed, device, images.nbytes)
+    speed.apply_globals(plan)
+    torch.manual_seed(0)
+    g, d = models.build(config.model)
+    g.to(device)
+    d.to(device)
+    t = config.train
+    g_opt = speed.adam(g.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, plan)
+    d_opt = speed.adam(d.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, plan)
+    g_run, d_run = speed.prepare_network(g, plan), speed.prepare_network(d, plan)
+    loader = BatchLoader(images, batch, 0, device, g.output_range, config.data.mirror,
+                         channels_last=plan.channels_last, on_device=plan.data_on_device)
+    step = STEPS[t.step]
+
+    def one_step(real):
+        if plan.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        z = torch.randn(batch, config.model.z_dim, device=device)
+        return step(g_run, d_run, g_opt, d_opt, real, z, lambda: plan.autocast(device))
+
+    return config, plan, g, loader, one_step
+
+
+def time_training(preset: str, batch: int, name: str, device: torch.device, steps: int, warmup: int) -> dict:
+    config, plan, g, loader, one_step = build(preset, batch, VARIANTS[name], device, steps + warmup)
+    batches = loader.epoch(0)
+    started = time.perf_counter()
+    for _ in range(warmup):  # compilation, cuDNN autotuning, CUDA graph capture happen here
+        one_step(next(batches))
+    sync(device)
+    warm_s = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        figures = one_step(next(batches))
+    sync(device)
+    seconds = time.perf_counter() - started
+    assert all(torch.isfinite(v).all() for v in figures.values())
+    return {"plan": plan.describe(), "seconds": seconds, "warmup_s": warm_s,
+            "peak_memory_mb": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
+
+
+def count_flops(preset: str, batch: int, device: torch.device) -> float:
+    """FLOPs of one eager training step, per image."""
+    _, _, _, loader, one_step = build(preset, batch, VARIANTS["eager"], device, 1)
+    real = next(loader.epoch(0))
+    with FlopCounterMode(display=False) as counter:
+        one_step(real)
+    return counter.get_total_flops() / batch
+
+
+def time_generation(preset: str, device: torch.device, batch: int = 64, repeats: int = 3) -> dict:
+    config = cfg.load_preset(preset)
+    torch.manual_seed(0)
+    g, _ = models.build(config.model)
+    g.to(device).eval()
+    z = torch.randn(batch, config.model.z_dim, device=device)
+    with torch.no_grad():
+        g(z[:1]), g(z)
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            g(z)
+        sync(device)
+        batched = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(repeats):
+            g(z[:1])
+        sync(device)
+        single = time.perf_counter() - started
+    return {"images_per_s": round(repeats * batch / batched, 1), "one_image_ms": round(single / repeats * 1000, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cases", nargs="*", help="preset:batch ... (default: by device)")
+    parser.add_argument("--variants", nargs="*", default=None, help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default: 30 on CUDA, 3 on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 10 on CUDA, 1 on CPU)")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cases = args.cases or (["thesis128:16", "thesis128:128", "dcgan64:128"] if cuda else ["thesis128:16", "dcgan64:128", "demo:32"])
+    variants = args.variants or (["eager", "fast"] if cuda else list(VARIANTS))
+    steps = args.steps or (30 if cuda else 3)
+    warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
+    peak = device_peak(device)
+    name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    rows = []
+    for case in cases:
+        preset, batch = case.split(":")[0], int(case.split(":")[1])
+        flops = count_flops(preset, batch, device)
+        for variant in variants:
+            try:
+                measured = time_training(preset, batch, variant, device, steps, warmup)
+            except Exception as e:  # a variant that cannot run here is reported, not fatal
+                row = {"bench": "train_speed", "device": name, "case": case, "variant": variant,
+                       "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+                print(json.dumps(row), flush=True)
+                continue
+            images_per_s = steps * batch / measured["seconds"]
+            tflops = flops * images_per_s / 1e12
+            row = {"bench": "train_speed", "device": name, "threads": torch.get_num_threads(), "case": case,
+                   "variant": variant, "plan": measured["plan"], "steps": steps,
+                   "images_per_s": round(images_per_s, 2), "ms_per_step": round(measured["seconds"] / steps * 1000, 2),
+                   "gflop_per_image": round(flops / 1e9, 3), "tflop_per_s": round(tflops, 4),
+                   "share_of_peak": round(tflops / peak, 4) if peak else None,
+                   "warmup_s": round(measured["warmup_s"], 2), "peak_memory_mb": round(measured["peak_memory_mb"], 1)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for preset in sorted({c.split(":")[0] for c in cases}):
+        row = {"bench": "generate_speed", "device": name, "preset": preset, **time_generation(preset, device)}
+        print(json.dumps(row), flush=True)
+    print(f"\n{'case':<15}{'variant':<15}{'img/s':>10}{'ms/step':>10}{'GFLOP/img':>11}{'TFLOP/s':>9}{'vs eager':>9}")
+    for row in rows:
+        base = next((r for r in rows if r["case"] == row["case"] and r["variant"] == "eager"), None)
+        ratio = f"{row['images_per_s'] / base['images_per_s']:.2f}x" if base else ""
+        print(f"{row['case']:<15}{row['variant']:<15}{row['images_per_s']:>10.1f}{row['ms_per_step']:>10.1f}"
+              f"{row['gflop_per_image']:>11.2f}{row['tflop_per_s']:>9.3f}{ratio:>9}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

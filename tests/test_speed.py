@@ -1,0 +1,106 @@
+"""The fast path computes what eager computes (within its precision), and can be switched off."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from facegan import config as cfg
+from facegan import models
+from facegan.data.loader import BatchLoader
+from facegan.errors import FaceganError
+from facegan.train import speed
+from facegan.train.run import RunDir, plan
+from facegan.train.steps import STEPS
+from facegan.train.trainer import train
+from tests.conftest import tiny_config, tiny_plan
+
+OFF = dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off", tf32="off",
+           data_on_device="off")
+
+
+def losses(preset: str, device: torch.device, steps: int = 3, dropout: float | None = None, **switches) -> np.ndarray:
+    """loss_d and loss_g of the first ``steps`` steps of a tiny model, per step."""
+    config = tiny_config(preset, batch_size=8, **({} if dropout is None else {"d_dropout": dropout}))
+    fast = speed.resolve(replace(cfg.SpeedConfig(), **{**OFF, **switches}), device)
+    torch.manual_seed(0)
+    g, d = models.build(config.model)
+    g.to(device), d.to(device)
+    t = config.train
+    g_opt = speed.adam(g.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast)
+    d_opt = speed.adam(d.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast)
+    g_run, d_run = speed.prepare_network(g, fast), speed.prepare_network(d, fast)
+    images = np.random.default_rng(0).integers(0, 256, (8 * steps, 16, 16, 3), dtype=np.uint8)
+    loader = BatchLoader(images, 8, 0, device, g.output_range, channels_last=fast.channels_last,
+                         on_device=fast.data_on_device)
+    out = []
+    for real in loader.epoch(0):
+        z = torch.randn(8, config.model.z_dim, generator=torch.Generator().manual_seed(len(out))).to(device)
+        figures = STEPS[t.step](g_run, d_run, g_opt, d_opt, real, z, lambda: fast.autocast(device))
+        out.append([figures["loss_d"].item(), figures["loss_g"].item()])
+    return np.array(out)
+
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
+def test_channels_last_matches_eager(preset):
+    np.testing.assert_allclose(losses(preset, CPU, channels_last="on"), losses(preset, CPU), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
+def test_bf16_autocast_matches_eager_within_bf16_precision(preset):
+    eager, bf16 = losses(preset, CPU), losses(preset, CPU, precision="bf16")
+    np.testing.assert_allclose(bf16, eager, rtol=0.03, atol=0.02)
+    assert not np.array_equal(bf16, eager)  # it really ran in another precision
+
+
+def test_fused_adam_matches_eager():
+    np.testing.assert_allclose(losses("dcgan64", CPU, fused_adam="on"), losses("dcgan64", CPU), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
+def test_torch_compile_matches_eager(preset):
+    # compiled dropout draws its masks from another generator, so compare without dropout
+    eager = losses(preset, CPU, dropout=0.0)
+    np.testing.assert_allclose(losses(preset, CPU, dropout=0.0, compile="on"), eager, rtol=1e-3, atol=1e-4)
+
+
+def test_auto_turns_everything_on_for_cuda_and_off_switches_win():
+    cuda = torch.device("cuda")
+    auto = speed.resolve(cfg.SpeedConfig(), cuda)
+    assert (auto.bf16, auto.channels_last, auto.compile, auto.cuda_graphs, auto.fused_adam, auto.tf32) == (True,) * 6
+    off = speed.resolve(replace(cfg.SpeedConfig(), **OFF), cuda)
+    assert not any((off.bf16, off.channels_last, off.compile, off.cuda_graphs, off.fused_adam, off.tf32, off.data_on_device))
+    cpu = speed.resolve(cfg.SpeedConfig(), CPU)
+    assert not cpu.bf16 and not cpu.cuda_graphs and not cpu.data_on_device
+    with pytest.raises(FaceganError, match="cuda_graphs needs a CUDA device"):
+        speed.resolve(replace(cfg.SpeedConfig(), cuda_graphs="on", compile="on"), CPU)
+
+
+def test_a_run_with_the_fast_switches_resumes_exactly(tmp_path):
+    switches = {"channels_last": "on", "fused_adam": "on", "data_on_device": "on"}
+    train(tiny_plan(tmp_path / "straight", epochs=2, **switches))
+    train(tiny_plan(tmp_path / "resumed", epochs=1, **switches))
+    train(plan(tmp_path / "resumed", overrides={"epochs": 2}))
+    a, b = (torch.load(RunDir(tmp_path / r).latest_checkpoint(), weights_only=True) for r in ("straight", "resumed"))
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
+def test_cuda_fast_path_matches_cuda_eager(preset):
+    cuda = torch.device("cuda")
+    eager = losses(preset, cuda, dropout=0.0)
+    fast = losses(preset, cuda, dropout=0.0, precision="bf16", channels_last="on", compile="on", cuda_graphs="on",
+                  fused_adam="on", tf32="on", data_on_device="on")
+    np.testing.assert_allclose(fast, eager, rtol=0.05, atol=0.03)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_with_auto_settings_runs_and_resumes(tmp_path):
+    train(tiny_plan(tmp_path / "run", epochs=1, device="cuda"))
+    summary = train(plan(tmp_path / "run", overrides={"epochs": 2}))
+    assert summary["step"] == 8
