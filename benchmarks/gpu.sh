@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Everything to check on a lent GPU machine, in one go (no network there; PyTorch is
 # installed). Run from the repository root:   OUT=/some/folder bash benchmarks/gpu.sh
+# facegan's small pure-Python dependencies may be missing there: before the call, run
+#   pip download --no-deps -d wheels tomli-w tqdm pytest iniconfig pluggy packaging
+# here and carry the (git-ignored) wheels/ folder with the command.
 # Writes under $OUT: env.txt, tests.txt, train_speed.jsonl (+ table), bf16_vs_fp32.jsonl, summary.md
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -8,7 +11,7 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 # facegan's own small dependencies, where the machine lacks them and has wheels nearby
-$PY -c "import tomli_w, tqdm" 2>/dev/null || $PY -m pip install --no-index --find-links "${WHEELS:-wheels}" tomli-w tqdm >/dev/null 2>&1 || true
+$PY -c "import tomli_w, tqdm, pytest" 2>/dev/null || $PY -m pip install --no-index --find-links "${WHEELS:-wheels}" tomli-w tqdm pytest >/dev/null 2>&1 || true
 
 { nvidia-smi; $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 

@@ -4,7 +4,7 @@
     python benchmarks/train_speed.py --cases thesis128:16 dcgan64:128 --variants eager fast bf16
 
 For each case (preset:batch) and variant (a set of [speed] settings) it times real
-training steps (the preset's own step, on random uint8 data through the real loader)
+training steps (the preset's own step, on a batch of random uint8 data from the real loader)
 and prints a JSON line: images/s, ms per step, FLOPs per image (counted by
 torch.utils.flop_counter on one eager step), achieved TFLOP/s, share of the device's
 peak where known, and peak memory. Then generation: images/s of batched sampling and
@@ -57,7 +57,7 @@ def sync(device: torch.device) -> None:
 def build(preset: str, batch: int, variant: dict, device: torch.device, steps: int):
     config = cfg.override(cfg.load_preset(preset), {"batch_size": batch})
     config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
-    images = np.random.default_rng(0).integers(0, 256, (batch * (steps + 2), config.model.resolution,
+    images = np.random.default_rng(0).integers(0, 256, (batch * (steps + 1), config.model.resolution,
                                                         config.model.resolution, 3), dtype=np.uint8)
     plan = speed.resolve(config.speed, device, images.nbytes)
     speed.apply_globals(plan)
@@ -82,23 +82,28 @@ def build(preset: str, batch: int, variant: dict, device: torch.device, steps: i
     return config, plan, g, loader, one_step
 
 
-def time_training(preset: str, batch: int, name: str, device: torch.device, steps: int, warmup: int) -> dict:
-    config, plan, g, loader, one_step = build(preset, batch, VARIANTS[name], device, steps + warmup)
-    batches = loader.epoch(0)
+def time_training(preset: str, batch: int, name: str, device: torch.device, seconds: float, warmup: int) -> dict:
+    """Warm up, then time as many steps as fit in about ``seconds`` (at least 3)."""
+    config, plan, g, loader, one_step = build(preset, batch, VARIANTS[name], device, 0)
+    real = next(loader.epoch(0))  # one batch, reused: the loader is benchmarked on its own
     started = time.perf_counter()
     for _ in range(warmup):  # compilation, cuDNN autotuning, CUDA graph capture happen here
-        one_step(next(batches))
+        one_step(real)
     sync(device)
     warm_s = time.perf_counter() - started
+    started = time.perf_counter()
+    one_step(real)
+    sync(device)
+    steps = max(3, round(seconds / (time.perf_counter() - started)))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(steps):
-        figures = one_step(next(batches))
+        figures = one_step(real)
     sync(device)
     seconds = time.perf_counter() - started
     assert all(torch.isfinite(v).all() for v in figures.values())
-    return {"plan": plan.describe(), "seconds": seconds, "warmup_s": warm_s,
+    return {"plan": plan.describe(), "steps": steps, "seconds": seconds, "warmup_s": warm_s,
             "peak_memory_mb": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
 
@@ -139,7 +144,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cases", nargs="*", help="preset:batch ... (default: by device)")
     parser.add_argument("--variants", nargs="*", default=None, help=f"of {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default: 30 on CUDA, 3 on CPU)")
+    parser.add_argument("--seconds", type=float, default=None, help="timed seconds per variant (default: 3 on CUDA, 10 on CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 10 on CUDA, 1 on CPU)")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
@@ -148,8 +153,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = args.cases or (["thesis128:16", "thesis128:128", "dcgan64:128"] if cuda else ["thesis128:16", "dcgan64:128", "demo:32"])
-    variants = args.variants or (["eager", "fast"] if cuda else list(VARIANTS))
-    steps = args.steps or (30 if cuda else 3)
+    # bf16 is left out on a CPU by default: without native bf16 it ran 10-15x slower there
+    variants = args.variants or (["eager", "fast"] if cuda else [v for v in VARIANTS if v != "bf16"])
+    seconds = args.seconds or (3.0 if cuda else 10.0)
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
     peak = device_peak(device)
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
@@ -159,12 +165,13 @@ def main() -> None:
         flops = count_flops(preset, batch, device)
         for variant in variants:
             try:
-                measured = time_training(preset, batch, variant, device, steps, warmup)
+                measured = time_training(preset, batch, variant, device, seconds, warmup)
             except Exception as e:  # a variant that cannot run here is reported, not fatal
                 row = {"bench": "train_speed", "device": name, "case": case, "variant": variant,
                        "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
                 print(json.dumps(row), flush=True)
                 continue
+            steps = measured["steps"]
             images_per_s = steps * batch / measured["seconds"]
             tflops = flops * images_per_s / 1e12
             row = {"bench": "train_speed", "device": name, "threads": torch.get_num_threads(), "case": case,

@@ -81,7 +81,7 @@ class SpeedConfig:
     rounding; "auto" picks what measured fastest for the device (see docs/benchmarks.md)."""
 
     precision: str = setting("auto", "auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16 (autocast)")
-    channels_last: str = setting("auto", "auto (on for CUDA), on or off: NHWC memory layout")
+    channels_last: str = setting("auto", "auto (on), on or off: NHWC memory layout")
     compile: str = setting("auto", "auto (on for CUDA), on or off: torch.compile the networks")
     cuda_graphs: str = setting("auto", "auto (on for CUDA when compiled), on or off: replay steps as CUDA graphs")
     fused_adam: str = setting("auto", "auto, on or off: Adam's fused kernel (auto: on for CUDA, foreach on CPU)")
