@@ -115,9 +115,11 @@ def test_truncated_checkpoint_in_generate_and_resume(capsys, tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     code, _, err = run_cli(capsys, "generate", "--run", str(run))
     assert_one_line_error(code, err, "truncated or corrupt")
+    config_before = (run / "config.toml").read_text()
     code, _, err = run_cli(capsys, "train", "--run", str(run), "--epochs", "2")
     assert_one_line_error(code, err, "truncated or corrupt")
-    assert (run / "config.toml").exists() and (run / "samples" / "epoch-0001.png").exists()  # nothing lost
+    assert (run / "config.toml").read_text() == config_before  # nothing saved is changed or lost
+    assert (run / "samples" / "epoch-0001.png").exists() and (run / "metrics.jsonl").exists()
 
 
 def test_resume_with_a_different_model_is_refused(capsys, tmp_path):

@@ -60,6 +60,9 @@ class _Running:
     """Per-step figures summed on the device; read back (one sync) only when logged."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.steps = 0
         self.started = time.perf_counter()
@@ -73,7 +76,7 @@ class _Running:
         means = {k: round(v.item() / self.steps, 5) for k, v in self.sums.items()}
         seconds = time.perf_counter() - self.started
         means["images_per_s"] = round(self.steps * batch_size / max(seconds, 1e-9), 2)
-        self.__init__()
+        self.reset()
         return means
 
 
@@ -83,8 +86,15 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     config, run = plan.config, plan.run
     m, t = config.model, config.train
     run.create()
-    cfg.save_file(config, run.config_path)
     device = resolve_device(t.device)
+    state = None
+    if plan.resume_from is not None:  # checked before anything slow, and before config.toml changes
+        state = checkpoint.load(plan.resume_from, map_location=device)
+        saved_model = cfg.from_dict(state["config"], str(plan.resume_from)).model
+        differences = cfg.model_differences(saved_model, m)
+        if differences:
+            raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
+    cfg.save_file(config, run.config_path)
     if images is None:
         images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
     else:
@@ -106,12 +116,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
 
     step = epoch = position = 0
     elapsed = 0.0
-    if plan.resume_from is not None:
-        state = checkpoint.load(plan.resume_from, map_location=device)
-        saved_model = cfg.from_dict(state["config"], str(plan.resume_from)).model
-        differences = cfg.model_differences(saved_model, m)
-        if differences:
-            raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
+    if state is not None:
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         g_optimizer.load_state_dict(state["g_optimizer"])
