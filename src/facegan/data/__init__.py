@@ -23,9 +23,8 @@ def load_images(data: DataConfig, resolution: int,
         return faces, f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed})"
     from facegan.data.prepare import ensure_cache
 
-    cache, prepared_now = ensure_cache(data.data, resolution, data.crop, data.split, progress)
-    if cache.folder == prepared_now:
-        return cache.images, f"{data.data}, prepared now into the cache {cache.folder}"
-    if str(cache.folder) != str(data.data):
-        return cache.images, f"{data.data}, from its cache {cache.folder}"
-    return cache.images, f"prepared cache {cache.folder}"
+    cache, found = ensure_cache(data.data, resolution, data.crop, data.split, progress)
+    line = {"given": f"prepared cache {cache.folder}",
+            "prepared": f"{data.data}, prepared now into the cache {cache.folder}",
+            "reused": f"{data.data}, from its cache {cache.folder}"}[found]
+    return cache.images, line

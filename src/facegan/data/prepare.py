@@ -171,10 +171,11 @@ def skipped_summary(manifest: dict[str, Any]) -> str:
 
 
 def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str = "all",
-                 progress: Progress | None = None) -> tuple[cache.Cache, Path | None]:
+                 progress: Progress | None = None) -> tuple[cache.Cache, str]:
     """A cache of ``size`` for ``data``: the cache itself, or a raw source prepared once.
 
-    Returns (cache, where it was prepared now or None if ``data`` was already a cache).
+    Returns (cache, how it was found): "given" (``data`` is a cache), "prepared" (made
+    now from the raw source) or "reused" (made from it earlier).
     """
     data = Path(data)
     if cache.is_cache(data):
@@ -185,7 +186,10 @@ def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str =
                 f"prepare one with: facegan prepare {opened.manifest['source']} --out DIR --size {size}"
                 f" --crop {opened.manifest['settings']['crop']}"
             )
-        return opened, None
-    target = default_cache_dir(data, size, Crop.parse(crop), split)
-    manifest, reused = prepare(data, target, size, crop, split, progress=progress)
-    return cache.open_cache(target), (None if reused else target)
+        return opened, "given"
+    try:
+        target = default_cache_dir(data, size, Crop.parse(crop), split)
+    except ValueError as e:
+        raise FaceganError(str(e)) from None
+    _, reused = prepare(data, target, size, crop, split, progress=progress)
+    return cache.open_cache(target), "reused" if reused else "prepared"
