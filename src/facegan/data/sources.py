@@ -8,6 +8,7 @@ listed as ``Skipped`` with the reason, never silently dropped.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -91,7 +92,12 @@ def open_source(path: str | Path, split: str = "all") -> Listing:
 def list_folder(root: Path) -> Listing:
     """Every image file below ``root``. Symlinked folders are not entered (no loops)."""
     items, skipped, ignored = [], [], 0
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
+
+    def unlistable(error: OSError) -> None:
+        name = os.path.relpath(error.filename, root).replace(os.sep, "/") if error.filename else str(root)
+        skipped.append(Skipped(name + "/", f"cannot list folder ({error.strerror})"))
+
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=unlistable):
         dirs.sort()
         for filename in sorted(files):
             full = os.path.join(folder, filename)
@@ -112,7 +118,7 @@ def _unusable_file(path: str) -> str | None:
     try:
         info = os.stat(path)  # follows symlinks
     except OSError as e:
-        if e.errno == 40:  # ELOOP
+        if e.errno == errno.ELOOP:
             return "symlink loop"
         return f"cannot read ({e.strerror})"
     if not stat.S_ISREG(info.st_mode):
