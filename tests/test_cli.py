@@ -169,3 +169,26 @@ def test_demo_command_reports_distances_and_pictures(capsys, tmp_path):
     assert "before training" in out and "after" in out
     assert f"progress: {tmp_path / 'demo' / 'progress.gif'}" in out
     assert (tmp_path / "demo" / "progress.gif").exists()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", "1000", *TINY_FLAGS],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not checkpoint.listing(run / "checkpoints"):
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere inside a later epoch
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted; a checkpoint was saved" in err and "Traceback" not in err
+    state = checkpoint.load(checkpoint.latest(run / "checkpoints"))
+    assert state["step"] > 4  # the interrupt's own checkpoint, past the first epoch's
+    assert run_resumes(run, state["epoch"] + 1)
+
+
+def run_resumes(run, epochs):
+    result = subprocess.run([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", str(epochs)],
+                            capture_output=True, text=True, timeout=120)
+    return result.returncode == 0 and "resuming" in result.stderr
