@@ -12,7 +12,6 @@ from PIL import Image
 
 from facegan.cli import main
 from facegan.train import checkpoint
-from facegan.train.run import RunDir
 
 TINY_FLAGS = ["--preset", "dcgan64", "--resolution", "16", "--g-width", "8", "--d-width", "8",
               "--synthetic-count", "64", "--batch-size", "16", "--log-every", "2", "--sample-count", "4"]

@@ -60,6 +60,13 @@ class ImageWriter:
         self.file.close()
 
 
+def cache_root() -> Path:
+    """Where facegan keeps what it computes once: $FACEGAN_CACHE, else ~/.cache/facegan."""
+    if os.environ.get("FACEGAN_CACHE"):
+        return Path(os.environ["FACEGAN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facegan"
+
+
 def write_array(path: Path, array: np.ndarray) -> None:
     temporary = path.with_name(path.name + ".partial")
     with open(temporary, "wb") as f:

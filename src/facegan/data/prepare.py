@@ -20,7 +20,7 @@ import numpy as np
 
 from facegan.data import cache
 from facegan.data.decode import MAX_PIXELS, Crop, Unusable, decode
-from facegan.data.sources import Item, Listing, open_source
+from facegan.data.sources import Item, open_source
 from facegan.errors import FaceganError
 
 Progress = Callable[[int, int], None]
@@ -56,7 +56,7 @@ def settings_of(size: int, crop: Crop, split: str, allow_upscale: bool) -> dict[
 
 def default_cache_dir(source: str | Path, size: int, crop: Crop, split: str) -> Path:
     """Where ``train --data RAW_SOURCE`` keeps its cache: $FACEGAN_CACHE or ~/.cache/facegan."""
-    base = Path(os.environ.get("FACEGAN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facegan")
+    base = cache.cache_root()
     resolved = Path(source).resolve()
     key = hashlib.sha256(f"{resolved}|{size}|{crop}|{split}".encode()).hexdigest()[:10]
     return base / "prepared" / f"{resolved.name}-{size}px-{str(crop).replace(',', '_')}-{split}-{key}"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facegan import sample
-from facegan.data.cache import Cache, open_cache
+from facegan.data.cache import Cache, cache_root, open_cache
 from facegan.errors import FaceganError
 from facegan.metrics import distances
 from facegan.metrics.faces import face_rate
@@ -32,8 +32,7 @@ def _reference_file(cache: Cache, n: int, seed: int, inception: Inception) -> li
         f"{cache.manifest['fingerprint']}|{cache.manifest['settings']}|{n}|{seed}|{info.st_size}|{info.st_mtime_ns}".encode()
     ).hexdigest()[:16]
     name = f"inception-{n}-{key}.npy"
-    base = Path(os.environ.get("FACEGAN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facegan")
-    return [cache.folder / name, base / "reference" / name]
+    return [cache.folder / name, cache_root() / "reference" / name]
 
 
 def reference_features(cache: Cache, n: int, inception: Inception, seed: int = 0,
