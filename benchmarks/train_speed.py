@@ -26,9 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from facegan import config as cfg
 from facegan import models
-from facegan.data.loader import BatchLoader
-from facegan.train import speed
-from facegan.train.steps import STEPS
+from facegan.train.trainer import set_up
 
 VARIANTS = {
     "eager": dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off",
@@ -55,31 +53,16 @@ def sync(device: torch.device) -> None:
 
 
 def build(preset: str, batch: int, variant: dict, device: torch.device, steps: int):
-    config = cfg.override(cfg.load_preset(preset), {"batch_size": batch})
+    config = cfg.override(cfg.load_preset(preset), {"batch_size": batch, "seed": 0})
     config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
     images = np.random.default_rng(0).integers(0, 256, (batch * (steps + 1), config.model.resolution,
                                                         config.model.resolution, 3), dtype=np.uint8)
-    plan = speed.resolve(config.speed, device, images.nbytes)
-    speed.apply_globals(plan)
-    torch.manual_seed(0)
-    g, d = models.build(config.model)
-    g.to(device)
-    d.to(device)
-    t = config.train
-    g_opt = speed.adam(g.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, plan)
-    d_opt = speed.adam(d.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, plan)
-    g_run, d_run = speed.prepare_network(g, plan), speed.prepare_network(d, plan)
-    loader = BatchLoader(images, batch, 0, device, g.output_range, config.data.mirror,
-                         channels_last=plan.channels_last, on_device=plan.data_on_device)
-    step = STEPS[t.step]
+    setup = set_up(config, device, images)
 
     def one_step(real):
-        if plan.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        z = torch.randn(batch, config.model.z_dim, device=device)
-        return step(g_run, d_run, g_opt, d_opt, real, z, lambda: plan.autocast(device))
+        return setup.step(real, torch.randn(batch, config.model.z_dim, device=device))
 
-    return config, plan, g, loader, one_step
+    return config, setup.fast, setup.generator, setup.loader, one_step
 
 
 def time_training(preset: str, batch: int, name: str, device: torch.device, seconds: float, warmup: int) -> dict:

@@ -7,13 +7,10 @@ import pytest
 import torch
 
 from facegan import config as cfg
-from facegan import models
-from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
 from facegan.train import speed
 from facegan.train.run import RunDir, plan
-from facegan.train.steps import STEPS
-from facegan.train.trainer import train
+from facegan.train.trainer import set_up, train
 from tests.conftest import tiny_config, tiny_plan
 
 OFF = dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off", tf32="off",
@@ -22,22 +19,14 @@ OFF = dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="of
 
 def losses(preset: str, device: torch.device, steps: int = 3, dropout: float | None = None, **switches) -> np.ndarray:
     """loss_d and loss_g of the first ``steps`` steps of a tiny model, per step."""
-    config = tiny_config(preset, batch_size=8, **({} if dropout is None else {"d_dropout": dropout}))
-    fast = speed.resolve(replace(cfg.SpeedConfig(), **{**OFF, **switches}), device)
-    torch.manual_seed(0)
-    g, d = models.build(config.model)
-    g.to(device), d.to(device)
-    t = config.train
-    g_opt = speed.adam(g.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast)
-    d_opt = speed.adam(d.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast)
-    g_run, d_run = speed.prepare_network(g, fast), speed.prepare_network(d, fast)
+    config = tiny_config(preset, batch_size=8, mirror=False, **({} if dropout is None else {"d_dropout": dropout}))
+    config = replace(config, speed=replace(cfg.SpeedConfig(), **{**OFF, **switches}))
     images = np.random.default_rng(0).integers(0, 256, (8 * steps, 16, 16, 3), dtype=np.uint8)
-    loader = BatchLoader(images, 8, 0, device, g.output_range, channels_last=fast.channels_last,
-                         on_device=fast.data_on_device)
+    setup = set_up(config, device, images)
     out = []
-    for real in loader.epoch(0):
+    for real in setup.loader.epoch(0):
         z = torch.randn(8, config.model.z_dim, generator=torch.Generator().manual_seed(len(out))).to(device)
-        figures = STEPS[t.step](g_run, d_run, g_opt, d_opt, real, z, lambda: fast.autocast(device))
+        figures = setup.step(real, z)
         out.append([figures["loss_d"].item(), figures["loss_g"].item()])
     return np.array(out)
 

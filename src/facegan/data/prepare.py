@@ -130,8 +130,7 @@ def prepare(
 
     if not kept:
         (out / "images.npy.partial").unlink(missing_ok=True)
-        reasons = Counter(s["reason"].split(" (")[0] for s in skipped)
-        raise FaceganError(f"no usable image in {source}: {len(skipped)} skipped ({_summary(reasons)})")
+        raise FaceganError(f"no usable image in {source}: {len(skipped)} skipped ({_summary(skipped)})")
     os.replace(out / "images.npy.partial", out / "images.npy")
     for name, values in listing.labels.items():
         cache.write_array(out / f"{name}.npy", values[kept])
@@ -160,14 +159,17 @@ def prepare(
     return manifest, False
 
 
-def _summary(reasons: Counter) -> str:
+def _summary(skipped: list[dict[str, str]]) -> str:
+    """'2 not an image, 1 empty file': reasons without their details, most common first."""
+    reasons = Counter(s["reason"].split(" (")[0].split(":")[0] for s in skipped)
     return ", ".join(f"{n} {r}" for r, n in reasons.most_common())
 
 
 def skipped_summary(manifest: dict[str, Any]) -> str:
     """One line: how many files were skipped, by reason."""
-    reasons = Counter(s["reason"].split(" (")[0].split(":")[0] for s in manifest["skipped"])
-    return f"skipped {manifest['skipped_count']}: {_summary(reasons)}" if reasons else "nothing skipped"
+    if not manifest["skipped"]:
+        return "nothing skipped"
+    return f"skipped {manifest['skipped_count']}: {_summary(manifest['skipped'])}"
 
 
 def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str = "all",

@@ -11,6 +11,7 @@ random state (latents, dropout, flips) is saved and restored with the weights.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,47 @@ class _Running:
         return means
 
 
+@dataclass
+class TrainingSetup:
+    """Everything one training step needs, made the same way for training, benchmarks and tests."""
+
+    config: cfg.Config
+    device: torch.device
+    fast: speed.SpeedPlan
+    generator: torch.nn.Module  # the networks themselves: optimisers and checkpoints use these
+    discriminator: torch.nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    g_train: torch.nn.Module  # what the step calls: the networks, or their compiled wrappers
+    d_train: torch.nn.Module
+    loader: BatchLoader
+
+    def step(self, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.fast.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
+                                             real, z, lambda: self.fast.autocast(self.device))
+
+
+def set_up(config: cfg.Config, device: torch.device, images: np.ndarray) -> TrainingSetup:
+    """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader."""
+    m, t = config.model, config.train
+    fast = speed.resolve(config.speed, device, images.nbytes)
+    speed.apply_globals(fast)
+    torch.manual_seed(t.seed)
+    generator, discriminator = models.build(m)
+    generator.to(device)
+    discriminator.to(device)
+    return TrainingSetup(
+        config, device, fast, generator, discriminator,
+        speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
+        speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast),
+        speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
+        BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
+                    channels_last=fast.channels_last, on_device=fast.data_on_device),
+    )
+
+
 def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by ``plan``; returns a summary."""
     observer = observer or Observer()
@@ -99,18 +141,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
     else:
         data_line = f"{len(images):,} given images"
-    fast = speed.resolve(config.speed, device, images.nbytes)
-    speed.apply_globals(fast)
-
-    torch.manual_seed(t.seed)
-    generator, discriminator = models.build(m)
-    generator.to(device)
-    discriminator.to(device)
-    g_optimizer = speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast)
-    d_optimizer = speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast)
-    g_train, d_train = speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast)
-    loader = BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
-                         channels_last=fast.channels_last, on_device=fast.data_on_device)
+    setup = set_up(config, device, images)
+    generator, discriminator = setup.generator, setup.discriminator
+    g_optimizer, d_optimizer, loader = setup.g_optimizer, setup.d_optimizer, setup.loader
     if loader.steps_per_epoch == 0:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
 
@@ -128,10 +161,6 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         run.truncate_metrics(step)
     latents = fixed_latents(t.sample_count, m.z_dim, t.seed).to(device)
-    take_step = STEPS[t.step]
-
-    def autocast():
-        return fast.autocast(device)
 
     def save_checkpoint() -> Path:
         rng = {"torch": torch.get_rng_state()}
@@ -172,7 +201,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         {
             "run": str(run.root),
             "device": str(device),
-            "speed": fast.describe(),
+            "speed": setup.fast.describe(),
             "images": len(images),
             "data": data_line,
             "steps_per_epoch": loader.steps_per_epoch,
@@ -196,10 +225,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     try:
         while epoch < t.epochs and reason == "finished":
             for real in loader.epoch(epoch, position):
-                z = torch.randn(t.batch_size, m.z_dim, device=device)
-                if fast.cuda_graphs:
-                    torch.compiler.cudagraph_mark_step_begin()
-                running.add(take_step(g_train, d_train, g_optimizer, d_optimizer, real, z, autocast))
+                running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device)))
                 step += 1
                 position += 1
                 observer.on_step(step)
