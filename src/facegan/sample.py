@@ -15,12 +15,15 @@ from facegan.train import checkpoint
 
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config]:
-    """The generator of a checkpoint, rebuilt from the settings stored beside its weights."""
+    """The generator of a checkpoint, rebuilt from the settings stored beside its weights:
+    its moving average when the run kept one (train.ema_kimg), else the generator itself."""
     state = checkpoint.load(path, map_location=device)
+    if "generator" not in state:
+        raise FaceganError(f"{path} holds no generator (is it an attribute classifier?)")
     config = cfg.validate(cfg.from_dict(state["config"], str(path)))
     generator, _ = models.build(config.model)
     try:
-        generator.load_state_dict(state["generator"])
+        generator.load_state_dict(state.get("generator_ema", state["generator"]))
     except RuntimeError as e:
         raise FaceganError(f"checkpoint {path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
     return generator.to(device).eval(), config

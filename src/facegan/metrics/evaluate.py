@@ -16,36 +16,40 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facegan import sample
+from facegan import models, sample
+from facegan.config import EvalConfig
 from facegan.data.cache import Cache, cache_root, open_cache
 from facegan.errors import FaceganError
 from facegan.metrics import distances
+from facegan.metrics.attributes import AttributeClassifier, columns
 from facegan.metrics.faces import face_rate
 from facegan.metrics.inception import Inception
 
 Progress = Callable[[int, int], None]
 
 
-def _reference_file(cache: Cache, n: int, seed: int, inception: Inception) -> list[Path]:
-    info = inception.path.stat()
+def _reference_places(cache: Cache, n: int, seed: int, inception: Inception) -> list[Path]:
     key = hashlib.sha256(
-        f"{cache.manifest['fingerprint']}|{cache.manifest['settings']}|{n}|{seed}|{info.st_size}|{info.st_mtime_ns}".encode()
+        f"{cache.manifest['fingerprint']}|{cache.manifest['settings']}|{n}|{seed}|{inception.fingerprint}".encode()
     ).hexdigest()[:16]
     name = f"inception-{n}-{key}.npy"
     return [cache.folder / name, cache_root() / "reference" / name]
 
 
-def reference_features(cache: Cache, n: int, inception: Inception, seed: int = 0,
+def subset(count: int, n: int, seed: int) -> np.ndarray:
+    """The sorted indices of the seeded random ``n`` of ``count`` real images a comparison uses."""
+    return np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
+
+
+def reference_features(images: np.ndarray, n: int, inception: Inception, seed: int, places: list[Path],
                        progress: Progress | None = None) -> tuple[np.ndarray, bool]:
-    """Features of ``n`` real images (a seeded random subset); (features, came from disk)."""
-    if n > len(cache.images):
-        raise FaceganError(f"--n {n} is more than the {len(cache.images):,} images of {cache.folder}")
-    places = _reference_file(cache, n, seed, inception)
+    """Features of a seeded random subset of ``n`` of ``images``, read from the first of
+    ``places`` that holds them, else computed and written to the first writable one;
+    returns (features, came from disk)."""
     for place in places:
         if place.is_file():
             return np.load(place), True
-    index = np.sort(np.random.default_rng(seed).choice(len(cache.images), n, replace=False))
-    features = inception.features(cache.images[index], progress=progress)
+    features = inception.features(images[subset(len(images), n, seed)], progress=progress)
     for place in places:
         try:
             place.parent.mkdir(parents=True, exist_ok=True)
@@ -68,11 +72,51 @@ def compare(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
             "near_copies": near_copies, "nearest_real_ratio": distance_ratio}
 
 
+def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.device) -> np.ndarray:
+    """``n`` samples in inference mode (batch norm on running statistics), latent seed ``seed``."""
+    with models.evaluating(generator):
+        return sample.generate(generator, n, seed, device)
+
+
+def judge(fakes: np.ndarray, real_features: np.ndarray, inception: Inception,
+          progress: Progress | None = None) -> dict[str, float]:
+    """Every figure of the samples ``fakes`` against the real features."""
+    return {**compare(real_features, inception.features(fakes, progress=progress)), "face_rate": face_rate(fakes)}
+
+
+class DuringTraining:
+    """The evaluation the trainer runs every few epochs: ``n`` samples against ``n`` of the
+    training images, whose features are computed at the first call and kept in ``folder``
+    (the run directory) under a name keyed by their content and the Inception file."""
+
+    def __init__(self, settings: EvalConfig, images: np.ndarray, folder: Path, seed: int, device: torch.device):
+        if settings.eval_n > len(images):
+            raise FaceganError(f"eval.eval_n is {settings.eval_n:,} but the data set has only {len(images):,} images")
+        self.inception = Inception(settings.inception or None, device)  # a missing file fails before training
+        self.images, self.n, self.seed, self.device = images, settings.eval_n, seed, device
+        self.folder = folder
+        self.real_features: np.ndarray | None = None
+
+    def _place(self) -> Path:
+        digest = hashlib.sha256(np.ascontiguousarray(self.images[subset(len(self.images), self.n, self.seed)]).tobytes())
+        digest.update(self.inception.fingerprint.encode())
+        return self.folder / f"eval-reference-{self.n}-{digest.hexdigest()[:16]}.npy"
+
+    def __call__(self, generator: torch.nn.Module, progress: Progress | None = None) -> dict[str, float]:
+        if self.real_features is None:
+            self.real_features, _ = reference_features(self.images, self.n, self.inception, self.seed, [self._place()],
+                                                       progress)
+        return judge(samples_of(generator, self.n, self.seed + 1, self.device), self.real_features, self.inception,
+                     progress)
+
+
 def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: str | Path | None = None,
              seed: int = 0, device: torch.device = torch.device("cpu"),
-             progress: Progress | None = None) -> dict[str, Any]:
+             progress: Progress | None = None, classifier: str | Path | None = None) -> dict[str, Any]:
     """FID, KID, precision, recall, diversity, memorisation and face rate of ``n`` samples
-    of a checkpoint against ``n`` real images."""
+    of a checkpoint against ``n`` real images; with an attribute classifier, the rate of
+    each attribute among the samples, among the real images as it reads them, and in the
+    cache's labels."""
     if n < 2:
         raise FaceganError(f"--n must be at least 2, not {n}")
     cache = open_cache(real)
@@ -83,13 +127,25 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
             f"{real} holds {cache.size}x{cache.size} images but the model makes {size}x{size}; compare at equal size: "
             f"facegan prepare {cache.manifest['source']} --out DIR --size {size}"
         )
+    if n > len(cache.images):
+        raise FaceganError(f"--n {n} is more than the {len(cache.images):,} images of {cache.folder}")
+    reader = AttributeClassifier(classifier) if classifier else None
+    if reader is not None:
+        labels = columns(cache, tuple(reader.names))  # refuses a cache without those attributes, before the slow part
     inception = Inception(inception_path, device)
     started = time.perf_counter()
-    real_features, reused = reference_features(cache, n, inception, seed, progress)
-    fakes = sample.generate(generator, n, seed + 1, device)
-    fake_features = inception.features(fakes, progress=progress)
+    real_features, reused = reference_features(cache.images, n, inception, seed,
+                                               _reference_places(cache, n, seed, inception), progress)
+    fakes = samples_of(generator, n, seed + 1, device)
+    figures = judge(fakes, real_features, inception, progress)
     seconds = time.perf_counter() - started
-    faces = face_rate(fakes)
+    if reader is not None:
+        sample_rates = reader.rates(fakes)
+        real_rates = reader.rates(cache.images[subset(len(cache.images), n, seed)])
+        figures["classifier"] = str(reader.path)
+        figures["attributes"] = {name: {"samples": sample_rates[name], "real_classified": real_rates[name],
+                                        "real_labels": float(labels[:, j].mean())}
+                                 for j, name in enumerate(reader.names)}
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),
@@ -98,8 +154,7 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         "n": n,
         "resolution": size,
         "inception": str(inception.path),
-        **compare(real_features, fake_features),
-        "face_rate": faces,
+        **figures,
         "reference_features_cached": reused,
         "seconds": round(seconds, 2),
         "inception_images_per_s": round(extracted / seconds, 2),

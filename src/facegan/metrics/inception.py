@@ -61,6 +61,8 @@ class Inception:
         except (RuntimeError, ValueError) as e:
             raise FaceganError(f"{path} is not a TorchScript Inception model ({str(e).splitlines()[0][:120]})") from None
         self.path, self.device = path, device
+        info = path.stat()
+        self.fingerprint = f"{info.st_size}-{info.st_mtime_ns}"  # names cached features of this file
 
     @torch.no_grad()
     def features(self, images: np.ndarray, batch_size: int = 32, progress=None) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelCon
     ),
     "dcgan": (
         lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width),
-        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout),
+        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm),
     ),
 }
 
@@ -45,12 +46,31 @@ def build(model: ModelConfig) -> tuple[nn.Module, nn.Module]:
     generator, discriminator = make_g(model), make_d(model)
     initialise(generator, model.init)
     initialise(discriminator, model.init)
+    if model.d_spectral_norm:
+        spectral_normalise(discriminator)
     return generator, discriminator
+
+
+def spectral_normalise(module: nn.Module) -> None:
+    """Divide the weight of every convolution and linear layer by its largest singular
+    value (Miyato et al. 2018), estimated by one power iteration per training step."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(layer)
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Inference mode (batch norm on running statistics, no dropout) inside, the old mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
 
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
-
-def sample_latents(count: int, z_dim: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-    return torch.randn(count, z_dim, generator=generator, device=device)

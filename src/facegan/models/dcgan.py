@@ -6,7 +6,8 @@ tanh. At 64 px with w=64: 512, 256, 128, 64 channels (3,576,704 parameters).
 
 Discriminator: [Conv 4x4 s2 + (BatchNorm) + LeakyReLU(0.2)] from w channels, doubling,
 down to 4x4 (no batch norm on the first layer) -> Conv 4x4 to one logit
-(2,765,568 parameters at 64 px with w=64).
+(2,765,568 parameters at 64 px with w=64). With spectral normalisation the batch norms
+are left out, as in SN-GAN.
 """
 
 from __future__ import annotations
@@ -50,17 +51,16 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0):
+    def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0, batch_norm: bool = True):
         super().__init__()
         n = stages(resolution)
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         channels = width
         for _ in range(n - 1):
-            layers += [
-                nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(channels * 2),
-                nn.LeakyReLU(0.2, True),
-            ]
+            layers.append(nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(channels * 2))
+            layers.append(nn.LeakyReLU(0.2, True))
             channels *= 2
         if dropout > 0:
             layers.append(nn.Dropout(dropout))

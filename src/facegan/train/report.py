@@ -10,8 +10,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facegan import images as imaging
 
-COLOURS = {"loss_d": (214, 69, 65), "loss_g": (52, 101, 164), "d_real": (78, 154, 6), "d_fake": (204, 121, 0)}
-LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(real)", "d_fake": "mean D(fake)"}
+COLOURS = {"loss_d": (214, 69, 65), "loss_g": (52, 101, 164), "d_real": (78, 154, 6), "d_fake": (204, 121, 0),
+           "fid": (117, 80, 123)}
+LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(real)", "d_fake": "mean D(fake)",
+          "fid": "FID (evaluations during training)"}
 
 
 def write(run) -> None:
@@ -75,12 +77,16 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: Sequ
 
 
 def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """Two panels against the training step: the losses, and D's mean outputs."""
-    width, height = 960, 660
+    """Panels against the training step: the losses, D's mean outputs, and FID when the
+    run was evaluated during training."""
+    with_fid = any("fid" in r for r in rows)
+    width, height = 960, 940 if with_fid else 660
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
     _panel(draw, (70, 40, width - 30, 280), rows, ["loss_d", "loss_g"], "losses", font)
     _panel(draw, (70, 360, width - 30, 600), rows, ["d_real", "d_fake"], "discriminator outputs (0 fake, 1 real)", font, (0.0, 1.0))
+    if with_fid:
+        _panel(draw, (70, 680, width - 30, 880), rows, ["fid"], "FID against training images (lower is better)", font)
     draw.text((width // 2, height - 6), "training step", fill=(30, 30, 30), font=font, anchor="ms")
     image.save(path)

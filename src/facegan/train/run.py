@@ -3,8 +3,10 @@
     runs/<name>/
       config.toml              everything needed to repeat the run
       checkpoints/step-*.pt    see facegan.train.checkpoint
+      checkpoints/best.pt      the checkpoint of the lowest FID so far (with eval.eval_every)
       samples/epoch-0001.png   a grid from the same fixed latents every epoch
-      metrics.jsonl            one JSON object per log interval
+      metrics.jsonl            one JSON object per log interval, and one per evaluation
+      eval-reference-*.npy     Inception features of the training images evaluations compare with
       progress.gif, losses.png
 """
 
@@ -26,6 +28,7 @@ class RunDir:
         self.config_path = self.root / "config.toml"
         self.checkpoints = self.root / "checkpoints"
         self.samples = self.root / "samples"
+        self.best_checkpoint = self.checkpoints / "best.pt"
         self.metrics_path = self.root / "metrics.jsonl"
         self.losses_plot = self.root / "losses.png"
         self.progress_gif = self.root / "progress.gif"

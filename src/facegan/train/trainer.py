@@ -24,9 +24,11 @@ from facegan import models
 from facegan.data import load_images
 from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
+from facegan.metrics.evaluate import DuringTraining
 from facegan.train import checkpoint, report, speed
 from facegan.train.run import RunPlan
-from facegan.train.steps import STEPS
+from facegan.train.ema import MovingAverage
+from facegan.train.steps import STEPS, Objective
 
 
 class Observer:
@@ -37,6 +39,8 @@ class Observer:
     def on_step(self, step: int) -> None: ...
     def on_log(self, record: dict[str, Any]) -> None: ...
     def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None: ...
+    def on_evaluating(self, done: int, total: int) -> None: ...
+    def on_eval(self, record: dict[str, Any]) -> None: ...
     def on_end(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -58,23 +62,26 @@ def fixed_latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
 
 
 class _Running:
-    """Per-step figures summed on the device; read back (one sync) only when logged."""
+    """Per-step figures summed on the device; read back (one sync) only when logged. A
+    figure not given every step (R1, on its steps only) is averaged over its own steps."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
         self.steps = 0
         self.started = time.perf_counter()
 
     def add(self, figures: dict[str, torch.Tensor]) -> None:
         for k, v in figures.items():
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.steps += 1
 
     def flush(self, batch_size: int) -> dict[str, float]:
-        means = {k: round(v.item() / self.steps, 5) for k, v in self.sums.items()}
+        means = {k: round(v.item() / self.counts[k], 5) for k, v in self.sums.items()}
         seconds = time.perf_counter() - self.started
         means["images_per_s"] = round(self.steps * batch_size / max(seconds, 1e-9), 2)
         self.reset()
@@ -95,12 +102,26 @@ class TrainingSetup:
     g_train: torch.nn.Module  # what the step calls: the networks, or their compiled wrappers
     d_train: torch.nn.Module
     loader: BatchLoader
+    objective: Objective
+    average: MovingAverage | None  # the generator's moving average, when train.ema_kimg > 0
+    steps_taken: int = 0  # set on resume: lazy R1 and the average's ramp-up count steps
 
     def step(self, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.steps_taken += 1
         if self.fast.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        return STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
-                                             real, z, lambda: self.fast.autocast(self.device))
+        figures = STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
+                                                real, z, self.objective, self.steps_taken,
+                                                lambda: self.fast.autocast(self.device))
+        if self.average is not None:
+            batch = self.config.train.batch_size
+            self.average.update(self.generator, batch, self.steps_taken * batch)
+        return figures
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator that samples, evaluations and checkpoints' users see: the average if kept."""
+        return self.average.module if self.average is not None else self.generator
 
 
 def set_up(config: cfg.Config, device: torch.device, images: np.ndarray) -> TrainingSetup:
@@ -119,6 +140,8 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray) -> Trai
         speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
         BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
                     channels_last=fast.channels_last, on_device=fast.data_on_device),
+        Objective(t.loss, t.r1_gamma, t.r1_every, cfg.augment_policies(t.augment), generator.output_range),
+        MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
     )
 
 
@@ -155,18 +178,23 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         g_optimizer.load_state_dict(state["g_optimizer"])
         d_optimizer.load_state_dict(state["d_optimizer"])
         step, epoch, position = state["step"], state["epoch"], state["position"]
+        setup.steps_taken = step
+        if setup.average is not None:  # a run that starts averaging on resume starts from its generator
+            setup.average.module.load_state_dict(state.get("generator_ema", state["generator"]))
         elapsed = state.get("elapsed", 0.0)
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         run.truncate_metrics(step)
     latents = fixed_latents(t.sample_count, m.z_dim, t.seed).to(device)
+    evaluator = DuringTraining(config.eval, images, run.root, t.seed, device) if config.eval.eval_every else None
+    best_fid = min((r["fid"] for r in run.read_metrics() if "fid" in r), default=float("inf"))
 
-    def save_checkpoint() -> Path:
+    def save_checkpoint(path: Path | None = None) -> Path:
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        path = run.checkpoints / checkpoint.name_for(step)
+        path = path or run.checkpoints / checkpoint.name_for(step)
         checkpoint.save(
             {
                 "config": config.to_dict(),
@@ -179,6 +207,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 "position": position,
                 "elapsed": elapsed + time.perf_counter() - session_start,
                 "rng": rng,
+                **({"generator_ema": setup.average.module.state_dict()} if setup.average is not None else {}),
             },
             path,
         )
@@ -186,6 +215,23 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         return path
 
     running = _Running()
+
+    def evaluate_now() -> None:
+        nonlocal best_fid
+        started = time.perf_counter()
+        figures = evaluator(setup.sampler, observer.on_evaluating)
+        record = {"step": step, "epoch": epoch, "eval_n": config.eval.eval_n,
+                  **{k: round(v, 5) for k, v in figures.items()},
+                  "eval_seconds": round(time.perf_counter() - started, 2)}
+        if figures["fid"] < best_fid:
+            best_fid = figures["fid"]
+            record["best"] = str(save_checkpoint(run.best_checkpoint))
+        if figures["diversity"] < config.eval.collapse_alarm:
+            record["warning"] = (
+                f"possible mode collapse: sample diversity is {figures['diversity']:.2f} of the real data's, below "
+                f"eval.collapse_alarm {config.eval.collapse_alarm:.2f}; look at {run.sample_path(epoch)}")
+        run.append_metrics(record)
+        observer.on_eval(record)
 
     def log() -> None:
         if running.steps == 0:
@@ -238,12 +284,14 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 epoch += 1
                 position = 0
                 log()
-                sample = write_samples(generator, latents, run.sample_path(epoch))
+                sample = write_samples(setup.sampler, latents, run.sample_path(epoch))
                 saved = save_checkpoint()
                 observer.on_epoch(epoch, sample, saved)
+                if evaluator is not None and epoch % config.eval.eval_every == 0:
+                    evaluate_now()
             else:  # stopped inside the epoch: its grid shows the model where it stopped
                 log()
-                write_samples(generator, latents, run.sample_path(epoch + 1))
+                write_samples(setup.sampler, latents, run.sample_path(epoch + 1))
                 saved = save_checkpoint()
     except KeyboardInterrupt:
         log()
@@ -258,11 +306,8 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     return summary
 
 
-@torch.no_grad()
 def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path) -> Path:
-    was_training = generator.training
-    generator.eval()
-    pictures = imaging.to_uint8(generator(latents), generator.output_range)
-    generator.train(was_training)
+    with models.evaluating(generator):
+        pictures = imaging.to_uint8(generator(latents), generator.output_range)
     imaging.save_png(imaging.grid(pictures), path)
     return path

@@ -1,0 +1,138 @@
+"""The attribute audit: a small CNN that reads CelebA attributes off a face, so that the
+make-up of a generator's faces (the share of men, of smiles, of glasses) is a number.
+
+Trained on the train split of a prepared CelebA cache (the labels come from the
+cache's attributes.npy), judged on its test split, saved as one file holding the
+weights, the attribute names, the image size and the test accuracies. Several
+attributes are read at once (one logit each, binary cross-entropy on each).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegan.data.cache import Cache
+from facegan.errors import FaceganError
+from facegan.train import checkpoint
+
+KIND = "attribute-classifier"
+TRAIN, TEST = 0, 2  # CelebA's split codes in a cache
+
+
+class AttributeNet(nn.Module):
+    """Four stride-2 conv blocks (32 to 256 channels), global average pooling, one logit per attribute."""
+
+    def __init__(self, attributes: int, width: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for i in range(4):
+            out = width * 2**i
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True),
+                       nn.Conv2d(out, out, 3, 1, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True)]
+            channels = out
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, attributes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1] at ``size`` x ``size``."""
+    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def columns(cache: Cache, names: tuple[str, ...]) -> np.ndarray:
+    """The 0/1 label columns of ``names``, refusing caches without CelebA attributes."""
+    known = cache.manifest.get("attribute_names")
+    if "attributes" not in cache.labels or not known:
+        raise FaceganError(f"{cache.folder} holds no CelebA attributes: prepare a CelebA root (with list_attr_celeba.txt)")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise FaceganError(f"unknown attribute {', '.join(unknown)} (CelebA's: {', '.join(known)})")
+    return cache.labels["attributes"][:, [known.index(n) for n in names]].astype(np.float32)
+
+
+def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epochs: int = 4,
+                     batch_size: int = 128, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train on the cache's train split, measure on its test split, save to ``out``."""
+    labels = columns(cache, names)
+    split = cache.labels.get("split")
+    if split is None:
+        raise FaceganError(f"{cache.folder} has no official split (split.npy)")
+    train_index, test_index = np.flatnonzero(split == TRAIN), np.flatnonzero(split == TEST)
+    if len(train_index) < batch_size or len(test_index) == 0:
+        raise FaceganError(f"{cache.folder} has {len(train_index)} train and {len(test_index)} test images; too few")
+    size = cache.size
+    torch.manual_seed(seed)
+    net = AttributeNet(len(names))
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    steps = epochs * (len(train_index) // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
+    rng = np.random.default_rng(seed)
+    started, done = time.perf_counter(), 0
+    net.train()
+    for _ in range(epochs):
+        order = rng.permutation(train_index)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            batch = np.sort(order[i : i + batch_size])
+            x = _as_input(cache.images[batch], size)
+            flip = torch.from_numpy(rng.random(batch_size) < 0.5)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            loss = F.binary_cross_entropy_with_logits(net(x), torch.from_numpy(labels[batch]))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            done += 1
+            if progress:
+                progress(done, steps)
+    seconds = time.perf_counter() - started
+    net.eval()
+    predicted = predict(net, cache.images[test_index], size)
+    accuracy = {n: float((predicted[:, j] == labels[test_index, j]).mean()) for j, n in enumerate(names)}
+    result = {"kind": KIND, "attributes": list(names), "size": size, "weights": net.state_dict(),
+              "test_accuracy": accuracy, "test_images": int(len(test_index)), "train_images": int(len(train_index)),
+              "epochs": epochs, "seconds": round(seconds, 1), "source": str(cache.folder)}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(result, Path(out))
+    return {k: v for k, v in result.items() if k != "weights"}
+
+
+@torch.no_grad()
+def predict(net: nn.Module, images: np.ndarray, size: int, batch_size: int = 256) -> np.ndarray:
+    """0/1 (N, attributes) decisions for uint8 NHWC images of any size."""
+    parts = [(net(_as_input(images[i : i + batch_size], size)) > 0).numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+class AttributeClassifier:
+    """A saved classifier, ready to read attributes off images."""
+
+    def __init__(self, path: str | Path):
+        state = checkpoint.load(path)
+        if state.get("kind") != KIND:
+            raise FaceganError(f"{path} is not an attribute classifier (make one with facegan train-classifier)")
+        self.names: list[str] = state["attributes"]
+        self.size: int = state["size"]
+        self.test_accuracy: dict[str, float] = state["test_accuracy"]
+        self.net = AttributeNet(len(self.names))
+        self.net.load_state_dict(state["weights"])
+        self.net.eval()
+        self.path = Path(path)
+
+    def rates(self, images: np.ndarray) -> dict[str, float]:
+        """The share of ``images`` the classifier reads each attribute in."""
+        decisions = predict(self.net, images, self.size)
+        return {n: float(decisions[:, j].mean()) for j, n in enumerate(self.names)}

@@ -1,0 +1,117 @@
+"""The attribute classifier and the attribute audit in `facegan evaluate`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegan.cli import main
+from facegan.data.cache import open_cache
+from facegan.data.prepare import prepare
+from facegan.metrics.attributes import columns
+from facegan.train.trainer import train
+from tests.conftest import tiny_plan
+from tests.test_evaluate import needs_inception
+from tests.test_train_on_data import CELEBA
+
+ATTRIBUTES = ["Male", "Smiling", "Eyeglasses"]
+
+
+def labelled_celeba(root: Path, count: int = 400) -> np.ndarray:
+    """A CelebA-layout folder in which "Male" images have a dark top half and the others
+    a light one (under noise); "Smiling" is a coin toss no picture shows; nobody wears
+    glasses. Official split: the first 80% train, the rest test. Returns the labels."""
+    rng = np.random.default_rng(0)
+    (root / "img_align_celeba").mkdir(parents=True)
+    labels = np.stack([rng.random(count) < 0.3, rng.random(count) < 0.5, np.zeros(count, bool)], 1).astype(int)
+    rows, parts = [], []
+    for i in range(count):
+        name = f"{2 * i + 1:06d}.jpg"
+        pixels = rng.integers(60, 196, (48, 40, 3))
+        pixels[:24] = pixels[:24] // 3 if labels[i, 0] else 255 - pixels[:24] // 3
+        Image.fromarray(pixels.astype(np.uint8)).save(root / "img_align_celeba" / name, quality=95)
+        rows.append(f"{name} " + " ".join("1" if v else "-1" for v in labels[i]))
+        parts.append(f"{name} {0 if i < 0.8 * count else 2}\n")
+    (root / "list_attr_celeba.txt").write_text(f"{count}\n{' '.join(ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("".join(parts))
+    return labels
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    base = tmp_path_factory.mktemp("attributes")
+    labels = labelled_celeba(base / "celeba")
+    prepare(base / "celeba", base / "cache", 16)
+    return base, labels
+
+
+def test_label_columns_are_picked_by_name(labelled):
+    base, labels = labelled
+    cache = open_cache(base / "cache")
+    assert columns(cache, ("Smiling", "Male")).tolist() == labels[:, [1, 0]].tolist()
+
+
+def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(labelled, capsys):
+    base, _ = labelled
+    out = base / "classifier.pt"
+    assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(out),
+                 "--attributes", "Male,Smiling", "--epochs", "6", "--batch-size", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy on the 80 images of the test split" in printed
+    accuracy = {line.split()[0]: float(line.split()[1].rstrip("%")) / 100
+                for line in printed.splitlines() if line.startswith("  ")}
+    assert accuracy["Male"] >= 0.95  # the picture shows it
+    assert accuracy["Smiling"] < 0.75  # a coin toss no picture shows cannot be read
+
+
+@needs_inception
+def test_evaluate_reports_attribute_rates_next_to_the_real_ones(labelled, tmp_path, capsys, monkeypatch):
+    base, labels = labelled
+    monkeypatch.setenv("FACEGAN_CACHE", str(tmp_path / "fgcache"))
+    classifier = tmp_path / "classifier.pt"
+    assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(classifier),
+                 "--attributes", "Male", "--epochs", "1"]) == 0
+    train(tiny_plan(tmp_path / "run", epochs=1))
+    assert main(["evaluate", "--run", str(tmp_path / "run"), "--real", str(base / "cache"), "--n", "8",
+                 "--classifier", str(classifier), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "attribute rates, N=8 each" in out and "Male" in out
+    rates = json.loads((tmp_path / "e.json").read_text())["attributes"]["Male"]
+    assert rates["real_labels"] == pytest.approx(labels[:, 0].mean())
+    assert 0 <= rates["samples"] <= 1 and 0 <= rates["real_classified"] <= 1
+
+
+def test_classifier_bad_input(labelled, tmp_path, capsys):
+    base, _ = labelled
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 20), (i, 0, 0)).save(folder / f"{i}.png")
+    prepare(folder, tmp_path / "plain-cache", 16)
+    cases = [
+        (["train-classifier", "--data", str(tmp_path / "plain-cache")], "holds no CelebA attributes"),
+        (["train-classifier", "--data", str(base / "cache"), "--attributes", "Male,Moustache"],
+         "unknown attribute Moustache"),
+        (["train-classifier", "--data", str(base / "cache"), "--epochs", "0"], "--epochs must be at least 1"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    train(tiny_plan(tmp_path / "run", epochs=1))
+    gan = next((tmp_path / "run" / "checkpoints").glob("step-*.pt"))
+    assert main(["evaluate", "--checkpoint", str(gan), "--real", str(base / "cache"), "--n", "8",
+                 "--classifier", str(gan)]) == 2
+    assert "is not an attribute classifier" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+def test_classifier_reads_sex_from_real_celeba_photos(tmp_path):
+    """Male above 90% on the test split of the shared CelebA subset, at 32 px and one epoch."""
+    from facegan.metrics.attributes import train_classifier
+
+    prepare(CELEBA, tmp_path / "cache", 32)
+    result = train_classifier(open_cache(tmp_path / "cache"), tmp_path / "c.pt", ("Male", "Smiling"), epochs=1)
+    assert result["test_accuracy"]["Male"] > 0.9, result
