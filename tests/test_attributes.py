@@ -5,12 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
-from facegan.metrics.attributes import columns
+from facegan.metrics.attributes import AttributeNet, _as_input, columns, recalibrate_batch_norm
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_evaluate import needs_inception
@@ -51,6 +52,26 @@ def test_label_columns_are_picked_by_name(labelled):
     base, labels = labelled
     cache = open_cache(base / "cache")
     assert columns(cache, ("Smiling", "Male")).tolist() == labels[:, [1, 0]].tolist()
+
+
+def test_batch_norm_statistics_are_recalibrated_to_the_final_weights():
+    """After recalibration, the first batch norm's running mean and variance are those of
+    its inputs over all the images (not a trailing average), and its momentum is back."""
+    torch.manual_seed(0)
+    net = AttributeNet(2)
+    images = np.random.default_rng(0).integers(0, 256, (96, 16, 16, 3), dtype=np.uint8)
+    first_conv, first_norm = net.body[0], net.body[1]
+    first_norm.running_mean.fill_(5.0)
+    net.eval()
+    recalibrate_batch_norm(net, images, size=16, batch_size=32)
+    with torch.no_grad():
+        inputs = first_conv(_as_input(images, 16))
+    mean = inputs.mean((0, 2, 3))
+    # the cumulative average of per-batch unbiased variances (3 equal batches)
+    variance = torch.stack([inputs[i : i + 32].transpose(0, 1).flatten(1).var(1) for i in range(0, 96, 32)]).mean(0)
+    assert torch.allclose(first_norm.running_mean, mean, atol=1e-5)
+    assert torch.allclose(first_norm.running_var, variance, rtol=1e-4)
+    assert first_norm.momentum == 0.1 and not net.training
 
 
 def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(labelled, capsys):

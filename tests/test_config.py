@@ -1,14 +1,29 @@
 import pytest
+import torch
 
 from facegan import config as cfg
 from facegan.errors import FaceganError
+from facegan.models import build
 
 
 def test_every_preset_loads_and_validates():
     names = cfg.preset_names()
-    assert {"thesis128", "dcgan64", "faces64", "demo"} <= set(names)
+    assert {"thesis128", "dcgan64", "faces64", "faces128", "demo"} <= set(names)
     for name in names:
         cfg.load_preset(name)
+
+
+@pytest.mark.parametrize("name", cfg.preset_names())
+def test_every_preset_builds_networks_of_its_resolution(name):
+    """G makes images of the preset's resolution and D gives one logit per image."""
+    model = cfg.load_preset(name).model
+    torch.manual_seed(0)
+    g, d = build(model)
+    g.eval()
+    with torch.no_grad():
+        images = g(torch.randn(2, model.z_dim))
+        assert images.shape == (2, 3, model.resolution, model.resolution)
+        assert d(images).shape == (2,)
 
 
 def test_thesis128_preset_is_the_thesis_recipe():

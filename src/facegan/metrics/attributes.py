@@ -98,6 +98,7 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
             done += 1
             if progress:
                 progress(done, steps)
+    recalibrate_batch_norm(net, cache.images[train_index[: 64 * batch_size]], size, batch_size)
     seconds = time.perf_counter() - started
     net.eval()
     predicted = predict(net, cache.images[test_index], size)
@@ -108,6 +109,32 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save(result, Path(out))
     return {k: v for k, v in result.items() if k != "weights"}
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(net: nn.Module, images: np.ndarray, size: int, batch_size: int = 128) -> None:
+    """Set every batch norm's running statistics to the plain average over ``images``.
+
+    The running averages kept during training trail the weights; after a short run (a
+    few hundred steps) they describe an earlier network, and the evaluation-mode
+    classifier then reads every face alike. One pass in training mode with a
+    cumulative average (momentum None) replaces them with the statistics of the final
+    weights. Nothing else changes: no gradients, no optimiser.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = net.training
+    net.train()
+    try:
+        for i in range(0, len(images), batch_size):
+            net(_as_input(images[i : i + batch_size], size))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.train(was_training)
 
 
 @torch.no_grad()
