@@ -52,6 +52,12 @@ def _as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+def _batches(images: np.ndarray, size: int, batch_size: int):
+    """``images`` as network inputs, ``batch_size`` at a time."""
+    for i in range(0, len(images), batch_size):
+        yield _as_input(images[i : i + batch_size], size)
+
+
 def columns(cache: Cache, names: tuple[str, ...]) -> np.ndarray:
     """The 0/1 label columns of ``names``, refusing caches without CelebA attributes."""
     known = cache.manifest.get("attribute_names")
@@ -129,8 +135,8 @@ def recalibrate_batch_norm(net: nn.Module, images: np.ndarray, size: int, batch_
     was_training = net.training
     net.train()
     try:
-        for i in range(0, len(images), batch_size):
-            net(_as_input(images[i : i + batch_size], size))
+        for x in _batches(images, size, batch_size):
+            net(x)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -140,7 +146,7 @@ def recalibrate_batch_norm(net: nn.Module, images: np.ndarray, size: int, batch_
 @torch.no_grad()
 def predict(net: nn.Module, images: np.ndarray, size: int, batch_size: int = 256) -> np.ndarray:
     """0/1 (N, attributes) decisions for uint8 NHWC images of any size."""
-    parts = [(net(_as_input(images[i : i + batch_size], size)) > 0).numpy() for i in range(0, len(images), batch_size)]
+    parts = [(net(x) > 0).numpy() for x in _batches(images, size, batch_size)]
     return np.concatenate(parts).astype(np.float32)
 
 

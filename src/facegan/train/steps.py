@@ -33,6 +33,7 @@ from torch import nn
 
 from facegan.train import augment
 
+
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
