@@ -79,7 +79,7 @@ def main() -> None:
     for k in args.collapsed:
         others[f"collapsed onto {k} real faces"] = collapsed(part_c, k, n)
     for path in args.checkpoint:
-        generator, _ = sample.load_generator(path, torch.device("cpu"))
+        generator, _, _ = sample.load_generator(path, torch.device("cpu"))
         others[f"samples of {path}"] = sample.generate(generator, n, 1, torch.device("cpu"))
     rows = []
     for label, images in others.items():

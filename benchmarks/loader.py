@@ -60,7 +60,7 @@ def cache_epochs(images: np.ndarray, batch: int, epochs: int) -> float:
     loader = BatchLoader(images, batch, seed=0, device=torch.device("cpu"), pixel_range=(-1.0, 1.0), mirror=True)
     started = time.perf_counter()
     for epoch in range(epochs):
-        for batch_tensor in loader.epoch(epoch):
+        for batch_tensor, _ in loader.epoch(epoch):
             assert batch_tensor.shape[0] == batch
     return time.perf_counter() - started
 

@@ -68,7 +68,7 @@ def build(preset: str, batch: int, variant: dict, device: torch.device, steps: i
 def time_training(preset: str, batch: int, name: str, device: torch.device, seconds: float, warmup: int) -> dict:
     """Warm up, then time as many steps as fit in about ``seconds`` (at least 3)."""
     config, plan, g, loader, one_step = build(preset, batch, VARIANTS[name], device, 0)
-    real = next(loader.epoch(0))  # one batch, reused: the loader is benchmarked on its own
+    real, _ = next(loader.epoch(0))  # one batch, reused: the loader is benchmarked on its own
     started = time.perf_counter()
     for _ in range(warmup):  # compilation, cuDNN autotuning, CUDA graph capture happen here
         one_step(real)
@@ -94,7 +94,7 @@ def time_training(preset: str, batch: int, name: str, device: torch.device, seco
 def count_flops(preset: str, batch: int, device: torch.device) -> float:
     """FLOPs of one eager training step, per image."""
     _, _, _, loader, one_step = build(preset, batch, VARIANTS["eager"], device, 1)
-    real = next(loader.epoch(0))
+    real, _ = next(loader.epoch(0))
     with FlopCounterMode(display=False) as counter:
         one_step(real)
     return counter.get_total_flops() / batch

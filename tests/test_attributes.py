@@ -11,7 +11,7 @@ from PIL import Image
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
-from facegan.metrics.attributes import AttributeNet, _as_input, columns, recalibrate_batch_norm
+from facegan.metrics.attributes import AttributeNet, _as_input, recalibrate_batch_norm
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_evaluate import needs_inception
@@ -51,7 +51,7 @@ def labelled(tmp_path_factory):
 def test_label_columns_are_picked_by_name(labelled):
     base, labels = labelled
     cache = open_cache(base / "cache")
-    assert columns(cache, ("Smiling", "Male")).tolist() == labels[:, [1, 0]].tolist()
+    assert cache.attribute_columns(("Smiling", "Male")).tolist() == labels[:, [1, 0]].tolist()
 
 
 def test_batch_norm_statistics_are_recalibrated_to_the_final_weights():

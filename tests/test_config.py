@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from facegan import config as cfg
+from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
 from facegan.models import build
 
@@ -15,15 +16,18 @@ def test_every_preset_loads_and_validates():
 
 @pytest.mark.parametrize("name", cfg.preset_names())
 def test_every_preset_builds_networks_of_its_resolution(name):
-    """G makes images of the preset's resolution and D gives one logit per image."""
+    """G makes images of the preset's resolution and D gives one logit per image (given
+    labels of the preset's attributes, for a conditional preset)."""
     model = cfg.load_preset(name).model
     torch.manual_seed(0)
     g, d = build(model)
     g.eval()
+    attributes = attribute_names(model.attributes)
+    labels = (torch.randint(0, 2, (2, len(attributes))).float(),) if attributes else ()
     with torch.no_grad():
-        images = g(torch.randn(2, model.z_dim))
+        images = g(torch.randn(2, model.z_dim), *labels)
         assert images.shape == (2, 3, model.resolution, model.resolution)
-        assert d(images).shape == (2,)
+        assert d(images, *labels).shape == (2,)
 
 
 def test_thesis128_preset_is_the_thesis_recipe():

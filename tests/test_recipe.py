@@ -157,7 +157,7 @@ def test_a_tiny_model_trains_with_the_whole_recipe_and_resumes_exactly(tmp_path,
     assert all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in rows)
     assert any(r.get("r1", 0) > 0 for r in rows)
     # samples come from the average
-    generator, _ = sample.load_generator(RunDir(tmp_path / "straight").latest_checkpoint(), torch.device("cpu"))
+    generator, _, _ = sample.load_generator(RunDir(tmp_path / "straight").latest_checkpoint(), torch.device("cpu"))
     assert all(torch.equal(v, a["generator_ema"][k]) for k, v in generator.state_dict().items())
 
 

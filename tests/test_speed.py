@@ -24,7 +24,7 @@ def losses(preset: str, device: torch.device, steps: int = 3, dropout: float | N
     images = np.random.default_rng(0).integers(0, 256, (8 * steps, 16, 16, 3), dtype=np.uint8)
     setup = set_up(config, device, images)
     out = []
-    for real in setup.loader.epoch(0):
+    for real, _ in setup.loader.epoch(0):
         z = torch.randn(8, config.model.z_dim, generator=torch.Generator().manual_seed(len(out))).to(device)
         figures = setup.step(real, z)
         out.append([figures["loss_d"].item(), figures["loss_g"].item()])

@@ -69,14 +69,14 @@ def test_loader_order_depends_only_on_seed_and_epoch_and_scales_on_the_device():
     images = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
     loader = BatchLoader(images, 3, seed=5, device=torch.device("cpu"), pixel_range=(-1.0, 1.0))
     assert loader.steps_per_epoch == 3
-    first = list(loader.epoch(0))
+    first = [images for images, labels in loader.epoch(0)]
     assert [b.shape for b in first] == [(3, 3, 2, 2)] * 3
     assert all(b.min() >= -1 and b.max() <= 1 for b in first)
-    again = list(loader.epoch(0))
+    again = [images for images, _ in loader.epoch(0)]
     assert all(torch.equal(a, b) for a, b in zip(first, again))
-    assert not all(torch.equal(a, b) for a, b in zip(first, loader.epoch(1)))
+    assert not all(torch.equal(a, b) for a, (b, _) in zip(first, loader.epoch(1)))
     # resuming at batch 1 gives the same batches as the uninterrupted epoch
-    assert all(torch.equal(a, b) for a, b in zip(first[1:], loader.epoch(0, start=1)))
+    assert all(torch.equal(a, b) for a, (b, _) in zip(first[1:], loader.epoch(0, start=1)))
     # values map exactly: uint8 v -> v / 255 * 2 - 1
     seen = torch.cat(first).permute(0, 2, 3, 1).reshape(-1)
     expected = torch.from_numpy(images).float().div(255).mul(2).sub(1).reshape(10, -1)
@@ -89,10 +89,43 @@ def test_mirror_flips_about_half_the_images():
     images = np.repeat(image, 400, axis=0)
     torch.manual_seed(0)
     loader = BatchLoader(images, 400, seed=0, device=torch.device("cpu"), pixel_range=(0.0, 1.0), mirror=True)
-    batch = next(loader.epoch(0))
+    batch, labels = next(loader.epoch(0))
+    assert labels is None
     flipped = (batch[:, 0, 0, 3] == 1).float().mean().item()
     assert 0.4 < flipped < 0.6
     assert torch.all((batch[:, 0, 0, 0] == 1) ^ (batch[:, 0, 0, 3] == 1))
+
+
+def numbered_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose every pixel spells their own index (red = index, green = 255 - index),
+    and as labels the index's 7 binary digits: which label row belongs to which image
+    can be read off the image, flipped or not."""
+    index = np.arange(count)
+    images = np.zeros((count, 4, 4, 3), np.uint8)
+    images[..., 0] = index[:, None, None]
+    images[..., 1] = 255 - index[:, None, None]
+    images[:, :, 0, 2] = 255  # a bright left column shows whether an image was mirrored
+    labels = ((index[:, None] >> np.arange(7)) & 1).astype(np.float32)
+    return images, labels
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_labels_stay_with_their_images_through_shuffling_mirroring_and_resuming(mirror):
+    images, labels = numbered_images(100)
+    torch.manual_seed(0)
+    loader = BatchLoader(images, 16, seed=3, device=torch.device("cpu"), pixel_range=(0.0, 255.0), mirror=mirror,
+                         labels=labels)
+    seen, flips = [], 0
+    for epoch, start in ((0, 0), (1, 0), (1, 2)):
+        for batch, batch_labels in loader.epoch(epoch, start):
+            index = batch[:, 0, 0, 0].round().long()
+            assert torch.equal(batch[:, 1, 0, 0].round().long(), 255 - index)  # a real, whole image
+            digits = (index[:, None] >> torch.arange(7)) & 1
+            assert torch.equal(batch_labels, digits.float())
+            seen += index.tolist()
+            flips += int((batch[:, 2, 0, 3] == 255).sum())
+    assert len(set(seen[:96])) == 96 and set(seen[:16]) != set(range(16))  # one epoch: all, shuffled
+    assert (flips > 0) == mirror
 
 
 @pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")

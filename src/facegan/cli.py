@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from facegan import config as cfg
+from facegan.conditions import attribute_names, requests
 from facegan.errors import FaceganError
 
 # the classifier's default attributes, without importing torch for the parser
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
     generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    generate.add_argument("--attr", help="conditional models: attribute values to ask for, e.g. Male=1,Smiling=0; "
+                                         "the model's other attributes are drawn as its training images had them")
+    generate.add_argument("--vary", metavar="ATTRIBUTE",
+                          help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
+                               "ATTRIBUTE=1 (latents and other attributes held fixed)")
 
     evaluate = commands.add_parser("evaluate", help="FID, KID, precision and recall of a generator against real images")
     source = evaluate.add_mutually_exclusive_group(required=True)
@@ -263,10 +269,43 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise FaceganError(f"-n must be at least 1, not {args.n}")
     path = _checkpoint_of(args)
     device = resolve_device(args.device)
-    generator, _ = sample.load_generator(path, device)
-    sample.save(sample.generate(generator, args.n, args.seed, device), args.out)
-    print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
+    wanted = requests(args.attr) if args.attr is not None else {}
+    generator, _, conditions = sample.load_generator(path, device)
+    if conditions is None:
+        if args.attr is not None or args.vary:
+            raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
+                               "(train a conditional one with --preset cfaces64)")
+        sample.save(sample.generate(generator, args.n, args.seed, device), args.out)
+        print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
+        return 0
+    conditions.check(wanted)
+    if args.vary:
+        conditions.check({args.vary: 0})
+        if args.vary in wanted:
+            raise FaceganError(f"--vary {args.vary} cannot also be fixed by --attr")
+    drawn = [n for n in conditions.names if n not in wanted and n != args.vary]
+    if not wanted:
+        print(f"facegan: no --attr given: drawing {', '.join(drawn)} as the training images have them",
+              file=sys.stderr)
+    elif drawn and conditions.matching(wanted) == 0:
+        print(f"facegan: no training image has {_assignments(wanted)}: drawing {', '.join(drawn)} "
+              "each from its overall share", file=sys.stderr)
+    if args.vary:
+        images = sample.varying(generator, conditions, args.vary, args.n, args.seed, device, wanted)
+        sample.save(images, args.out, columns=args.n)
+        what = f"{args.n} faces with {args.vary}=0 (first row) and the same faces with {args.vary}=1 (second row)"
+    else:
+        labels = conditions.sample(args.n, args.seed, wanted)
+        sample.save(sample.generate(generator, args.n, args.seed, device, labels=labels), args.out)
+        what = f"{args.n} face{'s' if args.n != 1 else ''}"
+    given = _assignments(wanted) if wanted else "no attribute fixed"
+    print(f"wrote {what} from {path} to {args.out}: {given}"
+          + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
     return 0
+
+
+def _assignments(wanted: dict[str, int]) -> str:
+    return ",".join(f"{name}={value}" for name, value in wanted.items())
 
 
 def _checkpoint_of(args: argparse.Namespace) -> Path:
@@ -302,6 +341,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {'attribute':<16}{'samples':>9}{'real (classifier)':>19}{'real (labels)':>15}")
         for name, rates in r["attributes"].items():
             print(f"  {name:<16}{rates['samples']:>9.1%}{rates['real_classified']:>19.1%}{rates['real_labels']:>15.1%}")
+    if "conditioned_on" in r:
+        print(f"  conditioned on {', '.join(r['conditioned_on'])}; samples above ask for them as the training "
+              "images have them")
+    if r.get("conditional"):
+        print(f"  conditional accuracy: share of samples the classifier reads as asked for, N={r['n']:,} each")
+        print(f"  {'attribute':<16}{'as drawn':>9}{'asked 1':>9}{'asked 0':>9}{'balanced':>10}"
+              f"{'classifier vs real labels':>27}")
+        for name, a in r["conditional"].items():
+            print(f"  {name:<16}{a['accuracy']:>9.1%}{a['asked_1']:>9.1%}{a['asked_0']:>9.1%}{a['balanced']:>10.1%}"
+                  f"{a['real_agreement']:>27.1%}")
     print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
           + (" (reference features from cache)" if r["reference_features_cached"] else ""))
     if args.json:
@@ -339,7 +388,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         raise FaceganError(f"--epochs must be at least 1, not {args.epochs}")
     if args.batch_size < 2:
         raise FaceganError(f"--batch-size must be at least 2, not {args.batch_size}")
-    names = tuple(n.strip() for n in args.attributes.split(",") if n.strip())
+    names = attribute_names(args.attributes, "--attributes")
     if not names:
         raise FaceganError("--attributes names no attribute")
     r = train_classifier(open_cache(args.data), args.out, names, args.epochs, args.batch_size, args.seed,

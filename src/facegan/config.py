@@ -18,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
 
 
@@ -51,6 +52,8 @@ class ModelConfig:
     d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)")
     init: str = setting("dcgan_normal", "weight init: dcgan_normal, N(0, 0.02), or glorot_uniform (Keras)")
     d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
+    attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN, family dcgan); "
+                                  "empty = unconditional")
 
 
 @dataclass
@@ -273,6 +276,8 @@ def validate(config: Config) -> Config:
     need(m.d_width >= 1, f"model.d_width must be at least 1, not {m.d_width}")
     need(0.0 <= m.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), not {m.d_dropout}")
     need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
+    need(not attribute_names(m.attributes) or m.family == "dcgan",
+         f"model.attributes: conditioning needs model.family dcgan, not {m.family!r}")
     need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
     need(d.synthetic_count >= 1, f"data.synthetic_count must be at least 1, not {d.synthetic_count}")
     need(t.epochs >= 0, f"train.epochs must not be negative, not {t.epochs}")

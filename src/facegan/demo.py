@@ -32,7 +32,7 @@ def run_demo(run_dir: str | None = None, observer: Observer | None = None, **set
     """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4)."""
     config = cfg.validate(cfg.override(cfg.load_preset("demo"), settings))
     run = RunDir(run_dir or free_run_dir())
-    images, _ = load_images(config.data, config.model.resolution)
+    images, _, _ = load_images(config.data, config.model.resolution)
     device = resolve_device(config.train.device)
 
     torch.manual_seed(config.train.seed)  # the same initial generator that training starts from
@@ -41,7 +41,7 @@ def run_demo(run_dir: str | None = None, observer: Observer | None = None, **set
     before = sliced_wasserstein(sample.generate(untrained.to(device).eval(), MEASURE_N, 1, device), real)
 
     summary = train(RunPlan(config, run, None), observer, images)
-    trained, _ = sample.load_generator(summary["checkpoint"], device)
+    trained, _, _ = sample.load_generator(summary["checkpoint"], device)
     after = sliced_wasserstein(sample.generate(trained, MEASURE_N, 1, device), real)
     return {
         "run": str(run.root),

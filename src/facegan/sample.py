@@ -10,13 +10,15 @@ import torch
 from facegan import config as cfg
 from facegan import images as imaging
 from facegan import models
+from facegan.conditions import Conditions, attribute_names
 from facegan.errors import FaceganError
 from facegan.train import checkpoint
 
 
-def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config]:
+def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
     """The generator of a checkpoint, rebuilt from the settings stored beside its weights:
-    its moving average when the run kept one (train.ema_kimg), else the generator itself."""
+    its moving average when the run kept one (train.ema_kimg), else the generator itself;
+    its settings; and, for a conditional model, its attributes and their distribution."""
     state = checkpoint.load(path, map_location=device)
     if "generator" not in state:
         raise FaceganError(f"{path} holds no generator (is it an attribute classifier?)")
@@ -26,27 +28,56 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
         generator.load_state_dict(state.get("generator_ema", state["generator"]))
     except RuntimeError as e:
         raise FaceganError(f"checkpoint {path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
-    return generator.to(device).eval(), config
+    conditions = Conditions.from_state(state["conditions"]) if "conditions" in state else None
+    if bool(attribute_names(config.model.attributes)) != (conditions is not None):
+        raise FaceganError(f"checkpoint {path} is damaged: its attributes and their distribution do not agree")
+    return generator.to(device).eval(), config, conditions
+
+
+def latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
+    """``count`` latents z ~ N(0, 1); the same seed gives the same latents on any device."""
+    return torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()
-def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64) -> np.ndarray:
-    """``count`` images as uint8 (N, H, W, 3). The same seed gives the same faces on any device."""
-    z = torch.randn(count, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
+             labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> np.ndarray:
+    """``count`` images as uint8 (N, H, W, 3) from the latents of ``seed`` (or the given
+    ``z``), with one row of 0/1 ``labels`` each for a conditional generator."""
+    z = latents(count, generator.z_dim, seed) if z is None else z
+    y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
     parts = [
-        imaging.to_uint8(generator(z[i : i + batch_size].to(device)), generator.output_range)
+        imaging.to_uint8(generator(z[i : i + batch_size].to(device),
+                                   *(() if y is None else (y[i : i + batch_size].to(device),))),
+                         generator.output_range)
         for i in range(0, count, batch_size)
     ]
     return np.concatenate(parts)
 
 
-def save(images: np.ndarray, out: str | Path) -> list[Path]:
-    """One grid when ``out`` ends in .png, else a folder of numbered PNGs."""
+def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count: int, seed: int,
+            device: torch.device, wanted: dict[str, int] | None = None) -> np.ndarray:
+    """2 x ``count`` images: ``count`` latents with ``name`` = 0, then the same latents
+    with ``name`` = 1. Everything else is held fixed per latent: the ``wanted`` values,
+    and the other attributes as drawn (from the training data's joint distribution)."""
+    labels = conditions.sample(count, seed, wanted)
+    column = conditions.names.index(name)
+    z = latents(count, generator.z_dim, seed)
+    rows = []
+    for value in (0, 1):
+        labels[:, column] = value
+        rows.append(generate(generator, count, seed, device, labels=labels, z=z))
+    return np.concatenate(rows)
+
+
+def save(images: np.ndarray, out: str | Path, columns: int | None = None) -> list[Path]:
+    """One grid (of ``columns`` columns, else about square) when ``out`` ends in .png,
+    else a folder of numbered PNGs."""
     out = Path(out)
     try:
         if out.suffix.lower() == ".png":
             out.parent.mkdir(parents=True, exist_ok=True)
-            imaging.save_png(imaging.grid(images), out)
+            imaging.save_png(imaging.grid(images, columns), out)
             return [out]
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / f"{i:06d}.png" for i in range(len(images))]

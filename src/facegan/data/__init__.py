@@ -7,24 +7,31 @@ from typing import Callable
 import numpy as np
 
 from facegan.config import DataConfig
+from facegan.errors import FaceganError
 from facegan.data.synthetic import synthetic_faces
 
 
-def load_images(data: DataConfig, resolution: int,
-                progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, str]:
-    """The training set as uint8 (N, resolution, resolution, 3), and a line saying what it is.
+def load_images(data: DataConfig, resolution: int, progress: Callable[[int, int], None] | None = None,
+                attributes: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The training set as uint8 (N, resolution, resolution, 3), its labels, and a line
+    saying what it is. Labels are the float32 0/1 columns (N, len(attributes)) of the
+    named CelebA attributes, or None when none are named.
 
     An empty ``data.data`` draws the built-in synthetic faces. Otherwise it is a
     prepared cache folder, or a raw source (folder, .zip, CelebA root) that is
     prepared once into a cache (see facegan.data.prepare) and reused after that.
     """
     if not data.data:
+        if attributes:
+            raise FaceganError("a conditional model needs CelebA's attribute labels: give --data a CelebA root or "
+                               "a cache prepared from one (the built-in faces have none)")
         faces = synthetic_faces(data.synthetic_count, resolution, data.synthetic_seed)
-        return faces, f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed})"
+        return faces, None, f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed})"
     from facegan.data.prepare import ensure_cache
 
     cache, found = ensure_cache(data.data, resolution, data.crop, data.split, progress)
     line = {"given": f"prepared cache {cache.folder}",
             "prepared": f"{data.data}, prepared now into the cache {cache.folder}",
             "reused": f"{data.data}, from its cache {cache.folder}"}[found]
-    return cache.images, line
+    labels = cache.attribute_columns(attributes) if attributes else None
+    return cache.images, labels, line

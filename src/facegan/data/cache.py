@@ -110,6 +110,17 @@ class Cache:
     def size(self) -> int:
         return self.images.shape[1]
 
+    def attribute_columns(self, names: tuple[str, ...]) -> np.ndarray:
+        """float32 0/1 (N, len(names)): the CelebA attribute columns of ``names``, in that order."""
+        known = self.manifest.get("attribute_names")
+        if "attributes" not in self.labels or not known:
+            raise FaceganError(f"{self.folder} holds no CelebA attributes: prepare a CelebA root "
+                               "(with list_attr_celeba.txt)")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise FaceganError(f"{self.folder} has no attribute {', '.join(unknown)} (it has: {', '.join(known)})")
+        return self.labels["attributes"][:, [known.index(n) for n in names]].astype(np.float32)
+
 
 def open_cache(folder: str | Path) -> Cache:
     folder = Path(folder)

@@ -1,17 +1,21 @@
-"""Random batches from a uint8 (N, H, W, 3) array.
+"""Random batches from a uint8 (N, H, W, 3) array, with their labels when there are any.
 
 The order of epoch ``e`` depends only on (seed, e), so training can resume in the
 middle of an epoch by skipping the batches already seen. Batches are gathered and
-flipped as uint8 and only scaled to the model's pixel range on the device.
+flipped as uint8 and only scaled to the model's pixel range on the device. Labels
+(float (N, K), for conditional models) are gathered by the very index that gathered
+the images, so row i of a batch's labels always belongs to its image i.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
+
+Batch = tuple[torch.Tensor, Optional[torch.Tensor]]  # images, labels (None without labels)
 
 
 class BatchLoader:
@@ -28,9 +32,12 @@ class BatchLoader:
         mirror: bool = False,
         channels_last: bool = False,
         on_device: bool = False,
+        labels: np.ndarray | None = None,
     ):
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3), not {images.dtype} {images.shape}")
+        if labels is not None and (labels.ndim != 2 or len(labels) != len(images)):
+            raise ValueError(f"labels must be (N, K) for {len(images)} images, not {labels.shape}")
         self.batch_size, self.seed = batch_size, seed
         self.device, self.pixel_range, self.mirror = device, pixel_range, mirror
         self.channels_last = channels_last
@@ -41,6 +48,7 @@ class BatchLoader:
             with warnings.catch_warnings():  # a read-only memory map: torch only ever reads it
                 warnings.simplefilter("ignore", UserWarning)
                 self.source = torch.from_numpy(images)
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32).to(self.source.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -50,27 +58,31 @@ class BatchLoader:
     def order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.count)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[torch.Tensor]:
-        """The batches of ``epoch`` from batch index ``start`` on, as float NCHW tensors."""
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch`` from batch index ``start`` on: float NCHW images, and labels."""
         order = torch.from_numpy(self.order(epoch)).to(self.source.device)
         for i in range(start, self.steps_per_epoch):
             # sorted: a memory map is then read in file order; the order inside a batch does not matter
             yield self.batch(order[i * self.batch_size : (i + 1) * self.batch_size].sort().values)
 
-    def batch(self, index: torch.Tensor) -> torch.Tensor:
+    def batch(self, index: torch.Tensor) -> Batch:
         """Gather, flip, move, and scale one batch (uint8 NHWC -> float NCHW in the model's range).
 
         Mirrored images are gathered apart and put after the others, so no per-image
-        select is needed. Flips and the layout change happen on uint8, a quarter of the
-        bytes of float; the float conversion keeps the memory format and scales in place.
+        select is needed; the labels follow the same reordered index. Flips and the
+        layout change happen on uint8, a quarter of the bytes of float; the float
+        conversion keeps the memory format and scales in place.
         """
         if self.mirror:
             flip = torch.rand(len(index), device=index.device) < 0.5
-            batch = torch.cat([self.source.index_select(0, index[~flip]), self.source.index_select(0, index[flip]).flip(2)])
+            kept, flipped = index[~flip], index[flip]
+            batch = torch.cat([self.source.index_select(0, kept), self.source.index_select(0, flipped).flip(2)])
+            index = torch.cat([kept, flipped])
         else:
             batch = self.source.index_select(0, index)
         batch = batch.to(self.device, non_blocking=True)
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = batch.permute(0, 3, 1, 2).contiguous(memory_format=layout)
         lo, hi = self.pixel_range
-        return batch.float().mul_((hi - lo) / 255.0).add_(lo)
+        labels = None if self.labels is None else self.labels.index_select(0, index).to(self.device, non_blocking=True)
+        return batch.float().mul_((hi - lo) / 255.0).add_(lo), labels

@@ -58,22 +58,11 @@ def _batches(images: np.ndarray, size: int, batch_size: int):
         yield _as_input(images[i : i + batch_size], size)
 
 
-def columns(cache: Cache, names: tuple[str, ...]) -> np.ndarray:
-    """The 0/1 label columns of ``names``, refusing caches without CelebA attributes."""
-    known = cache.manifest.get("attribute_names")
-    if "attributes" not in cache.labels or not known:
-        raise FaceganError(f"{cache.folder} holds no CelebA attributes: prepare a CelebA root (with list_attr_celeba.txt)")
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise FaceganError(f"unknown attribute {', '.join(unknown)} (CelebA's: {', '.join(known)})")
-    return cache.labels["attributes"][:, [known.index(n) for n in names]].astype(np.float32)
-
-
 def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epochs: int = 4,
                      batch_size: int = 128, seed: int = 0,
                      progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train on the cache's train split, measure on its test split, save to ``out``."""
-    labels = columns(cache, names)
+    labels = cache.attribute_columns(names)
     split = cache.labels.get("split")
     if split is None:
         raise FaceganError(f"{cache.folder} has no official split (split.npy)")
@@ -165,7 +154,11 @@ class AttributeClassifier:
         self.net.eval()
         self.path = Path(path)
 
+    def read(self, images: np.ndarray) -> np.ndarray:
+        """0/1 decisions (N, attributes) for uint8 NHWC images."""
+        return predict(self.net, images, self.size)
+
     def rates(self, images: np.ndarray) -> dict[str, float]:
         """The share of ``images`` the classifier reads each attribute in."""
-        decisions = predict(self.net, images, self.size)
+        decisions = self.read(images)
         return {n: float(decisions[:, j].mean()) for j, n in enumerate(self.names)}

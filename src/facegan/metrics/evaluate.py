@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from facegan import models, sample
+from facegan.conditions import Conditions
 from facegan.config import EvalConfig
 from facegan.data.cache import Cache, cache_root, open_cache
 from facegan.errors import FaceganError
 from facegan.metrics import distances
-from facegan.metrics.attributes import AttributeClassifier, columns
+from facegan.metrics.attributes import AttributeClassifier
 from facegan.metrics.faces import face_rate
 from facegan.metrics.inception import Inception
 
@@ -72,10 +73,12 @@ def compare(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
             "near_copies": near_copies, "nearest_real_ratio": distance_ratio}
 
 
-def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.device) -> np.ndarray:
-    """``n`` samples in inference mode (batch norm on running statistics), latent seed ``seed``."""
+def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
+               labels: np.ndarray | None = None) -> np.ndarray:
+    """``n`` samples in inference mode (batch norm on running statistics), latent seed
+    ``seed``, with ``labels`` for a conditional generator."""
     with models.evaluating(generator):
-        return sample.generate(generator, n, seed, device)
+        return sample.generate(generator, n, seed, device, labels=labels)
 
 
 def judge(fakes: np.ndarray, real_features: np.ndarray, inception: Inception,
@@ -89,13 +92,16 @@ class DuringTraining:
     training images, whose features are computed at the first call and kept in ``folder``
     (the run directory) under a name keyed by their content and the Inception file."""
 
-    def __init__(self, settings: EvalConfig, images: np.ndarray, folder: Path, seed: int, device: torch.device):
+    def __init__(self, settings: EvalConfig, images: np.ndarray, folder: Path, seed: int, device: torch.device,
+                 conditions: Conditions | None = None):
         if settings.eval_n > len(images):
             raise FaceganError(f"eval.eval_n is {settings.eval_n:,} but the data set has only {len(images):,} images")
         self.inception = Inception(settings.inception or None, device)  # a missing file fails before training
         self.images, self.n, self.seed, self.device = images, settings.eval_n, seed, device
         self.folder = folder
         self.real_features: np.ndarray | None = None
+        # a conditional generator is asked for labels drawn as the training data has them
+        self.labels = None if conditions is None else conditions.sample(self.n, seed + 1)
 
     def _place(self) -> Path:
         digest = hashlib.sha256(np.ascontiguousarray(self.images[subset(len(self.images), self.n, self.seed)]).tobytes())
@@ -106,8 +112,40 @@ class DuringTraining:
         if self.real_features is None:
             self.real_features, _ = reference_features(self.images, self.n, self.inception, self.seed, [self._place()],
                                                        progress)
-        return judge(samples_of(generator, self.n, self.seed + 1, self.device), self.real_features, self.inception,
-                     progress)
+        return judge(samples_of(generator, self.n, self.seed + 1, self.device, self.labels), self.real_features,
+                     self.inception, progress)
+
+
+def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, reader: AttributeClassifier,
+                         fakes: np.ndarray, asked: np.ndarray, seed: int, device: torch.device,
+                         real_agreement: dict[str, float]) -> dict[str, dict[str, float]]:
+    """For each attribute the model is conditioned on and the classifier reads, the share
+    of samples in which the classifier reads the value the generator was asked for:
+
+    - ``accuracy``: over ``fakes``, asked for labels as the training images have them;
+    - ``asked_1`` / ``asked_0``: as many new samples, each asked for the attribute
+      (or its absence), the other attributes drawn as the training images with that
+      value have them. A generator that ignored a rare attribute would still score a
+      high ``accuracy``; ``asked_1`` shows it. ``balanced`` is their mean;
+    - ``real_agreement``: how often the classifier agrees with the labels of real
+      images, the most a perfect generator could score.
+    """
+    n = len(fakes)
+    read = reader.read(fakes)
+    result = {}
+    for j, name in enumerate(conditions.names):
+        if name not in reader.names:
+            continue
+        k = reader.names.index(name)
+        figures = {"accuracy": float((read[:, k] == asked[:, j]).mean())}
+        for value in (1, 0):
+            labels = conditions.sample(n, seed + 2 + value, {name: value})
+            decisions = reader.read(samples_of(generator, n, seed + 2 + value, device, labels))
+            figures[f"asked_{value}"] = float((decisions[:, k] == value).mean())
+        figures["balanced"] = (figures["asked_1"] + figures["asked_0"]) / 2
+        figures["real_agreement"] = real_agreement[name]
+        result[name] = figures
+    return result
 
 
 def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: str | Path | None = None,
@@ -116,11 +154,13 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
     """FID, KID, precision, recall, diversity, memorisation and face rate of ``n`` samples
     of a checkpoint against ``n`` real images; with an attribute classifier, the rate of
     each attribute among the samples, among the real images as it reads them, and in the
-    cache's labels."""
+    cache's labels; for a conditional model also its conditional accuracy (see
+    ``conditional_accuracy``). A conditional model's samples for FID are asked for labels
+    drawn as its training images have them."""
     if n < 2:
         raise FaceganError(f"--n must be at least 2, not {n}")
     cache = open_cache(real)
-    generator, config = sample.load_generator(checkpoint, device)
+    generator, config, conditions = sample.load_generator(checkpoint, device)
     size = config.model.resolution
     if cache.size != size:
         raise FaceganError(
@@ -131,21 +171,30 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         raise FaceganError(f"--n {n} is more than the {len(cache.images):,} images of {cache.folder}")
     reader = AttributeClassifier(classifier) if classifier else None
     if reader is not None:
-        labels = columns(cache, tuple(reader.names))  # refuses a cache without those attributes, before the slow part
+        labels = cache.attribute_columns(tuple(reader.names))  # refuses a cache without those attributes, before the slow part
     inception = Inception(inception_path, device)
     started = time.perf_counter()
     real_features, reused = reference_features(cache.images, n, inception, seed,
                                                _reference_places(cache, n, seed, inception), progress)
-    fakes = samples_of(generator, n, seed + 1, device)
+    asked = None if conditions is None else conditions.sample(n, seed + 1)  # as the training images have them
+    fakes = samples_of(generator, n, seed + 1, device, asked)
     figures = judge(fakes, real_features, inception, progress)
     seconds = time.perf_counter() - started
+    if conditions is not None:
+        figures["conditioned_on"] = list(conditions.names)
     if reader is not None:
         sample_rates = reader.rates(fakes)
-        real_rates = reader.rates(cache.images[subset(len(cache.images), n, seed)])
+        real_index = subset(len(cache.images), n, seed)
+        real_read = reader.read(cache.images[real_index])
         figures["classifier"] = str(reader.path)
-        figures["attributes"] = {name: {"samples": sample_rates[name], "real_classified": real_rates[name],
+        figures["attributes"] = {name: {"samples": sample_rates[name], "real_classified": float(real_read[:, j].mean()),
                                         "real_labels": float(labels[:, j].mean())}
                                  for j, name in enumerate(reader.names)}
+        if conditions is not None:
+            agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean())
+                         for j, name in enumerate(reader.names)}
+            figures["conditional"] = conditional_accuracy(generator, conditions, reader, fakes, asked, seed, device,
+                                                          agreement)
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),

@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
 from facegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from facegan.models.thesis import ThesisDiscriminator, ThesisGenerator
@@ -18,8 +19,9 @@ FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelCon
         lambda m: ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout),
     ),
     "dcgan": (
-        lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width),
-        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm),
+        lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes))),
+        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
+                                     conditions=len(attribute_names(m.attributes))),
     ),
 }
 
@@ -35,7 +37,7 @@ def initialise(module: nn.Module, scheme: str) -> None:
                 nn.init.normal_(layer.weight, 0.0, 0.02)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
+        elif isinstance(layer, nn.BatchNorm2d) and layer.affine:
             nn.init.normal_(layer.weight, 1.0, 0.02)
             nn.init.zeros_(layer.bias)
 

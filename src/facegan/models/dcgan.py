@@ -1,4 +1,5 @@
-"""The DCGAN paper's networks (Radford, Metz, Chintala 2015), as in pytorch/examples.
+"""The DCGAN paper's networks (Radford, Metz, Chintala 2015), as in pytorch/examples,
+optionally conditioned on binary attributes.
 
 Generator: z as a 1x1 map -> ConvTranspose 4x4 to 4x4 -> [ConvTranspose 4x4 s2 +
 BatchNorm + ReLU] doubling the size, halving the channels -> ConvTranspose to RGB,
@@ -8,6 +9,18 @@ Discriminator: [Conv 4x4 s2 + (BatchNorm) + LeakyReLU(0.2)] from w channels, dou
 down to 4x4 (no batch norm on the first layer) -> Conv 4x4 to one logit
 (2,765,568 parameters at 64 px with w=64). With spectral normalisation the batch norms
 are left out, as in SN-GAN.
+
+Conditioned on ``conditions`` binary attributes (a CGAN; labels are 0/1 floats, shape
+(N, conditions), seen by the networks as -1/+1):
+
+- the generator reads the labels twice: appended to z, and in every batch norm, whose
+  scale and shift become functions of the labels (conditional batch norm; de Vries et
+  al. 2017, as in SN-GAN's and BigGAN's generators);
+- the discriminator is a projection discriminator (Miyato & Koyama 2018): its logit is
+  the unconditional one plus the inner product of the summed last features phi(x) with
+  an embedding of the labels, sum_j s_j <v_j, phi(x)>. For one binary attribute this
+  is exactly their projection for two classes (the shared part joins the
+  unconditional term); for several it adds one such term per attribute.
 """
 
 from __future__ import annotations
@@ -23,35 +36,66 @@ def stages(resolution: int) -> int:
     return int(math.log2(resolution // 4))
 
 
+def signs(labels: torch.Tensor) -> torch.Tensor:
+    """0/1 labels as -1/+1, so that 'absent' is a signal too."""
+    return labels * 2 - 1
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm without its own scale and shift; they come from the labels instead:
+    y = norm(x) * (1 + gamma(labels)) + beta(labels)."""
+
+    def __init__(self, channels: int, conditions: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Linear(conditions, channels)
+        self.beta = nn.Linear(conditions, channels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        s = signs(labels)
+        return self.norm(x) * (1 + self.gamma(s))[:, :, None, None] + self.beta(s)[:, :, None, None]
+
+
 class DCGANGenerator(nn.Module):
     output_range = (-1.0, 1.0)
 
-    def __init__(self, resolution: int = 64, z_dim: int = 100, width: int = 64):
+    def __init__(self, resolution: int = 64, z_dim: int = 100, width: int = 64, conditions: int = 0):
         super().__init__()
         n = stages(resolution)
         channels = width * 2 ** (n - 1)
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, conditions) if conditions else nn.BatchNorm2d(c)
+
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, channels, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(channels),
+            nn.ConvTranspose2d(z_dim + conditions, channels, 4, 1, 0, bias=False),
+            norm(channels),
             nn.ReLU(True),
         ]
         for _ in range(n - 1):
             layers += [
                 nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(channels // 2),
+                norm(channels // 2),
                 nn.ReLU(True),
             ]
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, 3, 4, 2, 1, bias=False), nn.Tanh()]
-        self.z_dim = z_dim
+        self.z_dim, self.conditions = z_dim, conditions
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(z.view(z.shape[0], -1, 1, 1))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.reshape(z.shape[0], -1)
+        if not self.conditions:
+            return self.body(z[:, :, None, None])
+        x = torch.cat([z, signs(labels)], dim=1)[:, :, None, None]
+        for layer in self.body:
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0, batch_norm: bool = True):
+    def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0, batch_norm: bool = True,
+                 conditions: int = 0):
         super().__init__()
         n = stages(resolution)
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
@@ -65,7 +109,14 @@ class DCGANDiscriminator(nn.Module):
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         layers.append(nn.Conv2d(channels, 1, 4, 1, 0, bias=False))
+        self.conditions = conditions
         self.body = nn.Sequential(*layers)
+        if conditions:
+            self.embed = nn.Linear(conditions, channels, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).view(-1)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.conditions:
+            return self.body(x).view(-1)
+        features = self.body[:-1](x)
+        projection = (self.embed(signs(labels)) * features.sum(dim=(2, 3))).sum(dim=1)
+        return self.body[-1](features).view(-1) + projection

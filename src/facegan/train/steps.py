@@ -19,6 +19,11 @@ R1 (Mescheder et al. 2018): gamma/2 times the squared gradient norm of D's outpu
 with respect to real images, added to D's loss; lazily, every ``r1_every`` steps,
 scaled by ``r1_every`` (StyleGAN2). DiffAugment: D sees real and fake images only
 through ``facegan.train.augment``.
+
+Conditional networks (a CGAN) get the real batch's labels: D judges each real image
+with its own labels, G makes one fake for each of the same labels, and D judges each
+fake with the labels it was made for. The fakes' labels thus follow the training
+data's joint distribution.
 """
 
 from __future__ import annotations
@@ -66,14 +71,15 @@ class Objective:
         return self.r1_gamma > 0 and step % self.r1_every == 0
 
     def real_logits_and_r1(self, discriminator: nn.Module, real: torch.Tensor, step: int,
-                           autocast: Callable[[], ContextManager]) -> tuple[torch.Tensor, torch.Tensor | None]:
+                           autocast: Callable[[], ContextManager],
+                           labels: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's logits of the real batch, and the (lazy, scaled) R1 penalty when it is due."""
         if not self.r1_due(step):
             with autocast():
-                return discriminator(self.view(real)).float(), None
+                return discriminator(self.view(real), *labels).float(), None
         real = real.detach().requires_grad_(True)
         with autocast():
-            logits = discriminator(self.view(real)).float()
+            logits = discriminator(self.view(real), *labels).float()
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = gradient.float().square().sum(dim=(1, 2, 3)).mean() * (self.r1_gamma / 2) * self.r1_every
         return logits, penalty
@@ -101,15 +107,17 @@ def thesis_step(
     objective: Objective = Objective(),
     step: int = 0,
     autocast: Callable[[], ContextManager] = nullcontext,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The thesis's step: one forward pass, both losses from it, both networks updated.
 
     As with two Keras GradientTapes: G's gradients come from G's loss only and D's from
     D's loss only, both taken at the same weights before either update.
     """
+    y = () if labels is None else (labels,)
     with autocast():
-        fake_logits = discriminator(objective.view(generator(z))).float()
-    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast)
+        fake_logits = discriminator(objective.view(generator(z, *y)), *y).float()
+    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast, y)
     loss_d = objective.d_loss(real_logits, fake_logits)
     loss_g = objective.g_loss(fake_logits)
     g_params = [p for p in generator.parameters() if p.requires_grad]
@@ -134,13 +142,15 @@ def alternating_step(
     objective: Objective = Objective(),
     step: int = 0,
     autocast: Callable[[], ContextManager] = nullcontext,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The classic DCGAN step: update D on real and (detached) fake, then G against the new D."""
+    y = () if labels is None else (labels,)
     with autocast():
-        fake = generator(z)
-    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast)
+        fake = generator(z, *y)
+    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast, y)
     with autocast():
-        fake_logits = discriminator(objective.view(fake.detach())).float()
+        fake_logits = discriminator(objective.view(fake.detach()), *y).float()
     loss_d = objective.d_loss(real_logits, fake_logits)
     d_optimizer.zero_grad(set_to_none=True)
     (loss_d if r1 is None else loss_d + r1).backward()
@@ -148,7 +158,7 @@ def alternating_step(
 
     discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
     with autocast():
-        loss_g = objective.g_loss(discriminator(objective.view(fake)).float())
+        loss_g = objective.g_loss(discriminator(objective.view(fake), *y).float())
     g_optimizer.zero_grad(set_to_none=True)
     loss_g.backward()
     g_optimizer.step()

@@ -20,7 +20,8 @@ import torch
 
 from facegan import config as cfg
 from facegan import images as imaging
-from facegan import models
+from facegan import models, sample
+from facegan.conditions import Conditions, attribute_names
 from facegan.data import load_images
 from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
@@ -54,11 +55,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FaceganError(f"device {name} was asked for but CUDA is not available here")
     return device
-
-
-def fixed_latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
-    """The latents of every epoch's sample grid: the same for the whole run, on any device."""
-    return torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
 class _Running:
@@ -106,13 +102,14 @@ class TrainingSetup:
     average: MovingAverage | None  # the generator's moving average, when train.ema_kimg > 0
     steps_taken: int = 0  # set on resume: lazy R1 and the average's ramp-up count steps
 
-    def step(self, real: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One training step on a real batch (and its labels, for a conditional model)."""
         self.steps_taken += 1
         if self.fast.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         figures = STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
                                                 real, z, self.objective, self.steps_taken,
-                                                lambda: self.fast.autocast(self.device))
+                                                lambda: self.fast.autocast(self.device), labels)
         if self.average is not None:
             batch = self.config.train.batch_size
             self.average.update(self.generator, batch, self.steps_taken * batch)
@@ -124,8 +121,10 @@ class TrainingSetup:
         return self.average.module if self.average is not None else self.generator
 
 
-def set_up(config: cfg.Config, device: torch.device, images: np.ndarray) -> TrainingSetup:
-    """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader."""
+def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
+           labels: np.ndarray | None = None) -> TrainingSetup:
+    """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader
+    (of ``images``, and of their ``labels`` for a conditional model)."""
     m, t = config.model, config.train
     fast = speed.resolve(config.speed, device, images.nbytes)
     speed.apply_globals(fast)
@@ -139,14 +138,16 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray) -> Trai
         speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast),
         speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
         BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
-                    channels_last=fast.channels_last, on_device=fast.data_on_device),
+                    channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels),
         Objective(t.loss, t.r1_gamma, t.r1_every, cfg.augment_policies(t.augment), generator.output_range),
         MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
     )
 
 
-def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None) -> dict[str, Any]:
-    """Train (or resume) the run described by ``plan``; returns a summary."""
+def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None,
+          labels: np.ndarray | None = None) -> dict[str, Any]:
+    """Train (or resume) the run described by ``plan``; returns a summary. ``images`` (and,
+    for a conditional model, their ``labels``) replace the configured data set."""
     observer = observer or Observer()
     config, run = plan.config, plan.run
     m, t = config.model, config.train
@@ -160,11 +161,15 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
     cfg.save_file(config, run.config_path)
+    names = attribute_names(m.attributes)
     if images is None:
-        images, data_line = load_images(config.data, m.resolution, observer.on_prepare)
+        images, labels, data_line = load_images(config.data, m.resolution, observer.on_prepare, names)
     else:
         data_line = f"{len(images):,} given images"
-    setup = set_up(config, device, images)
+    if names and (labels is None or labels.shape != (len(images), len(names))):
+        raise FaceganError(f"a model conditioned on {', '.join(names)} needs one label per image and attribute")
+    conditions = Conditions.of(names, labels) if names else None
+    setup = set_up(config, device, images, labels)
     generator, discriminator = setup.generator, setup.discriminator
     g_optimizer, d_optimizer, loader = setup.g_optimizer, setup.d_optimizer, setup.loader
     if loader.steps_per_epoch == 0:
@@ -186,8 +191,10 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         run.truncate_metrics(step)
-    latents = fixed_latents(t.sample_count, m.z_dim, t.seed).to(device)
-    evaluator = DuringTraining(config.eval, images, run.root, t.seed, device) if config.eval.eval_every else None
+    latents = sample.latents(t.sample_count, m.z_dim, t.seed).to(device)  # every epoch's grid: the same faces
+    grid_labels = None if conditions is None else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(device)
+    evaluator = (DuringTraining(config.eval, images, run.root, t.seed, device, conditions)
+                 if config.eval.eval_every else None)
     best_fid = min((r["fid"] for r in run.read_metrics() if "fid" in r), default=float("inf"))
 
     def save_checkpoint(path: Path | None = None) -> Path:
@@ -208,6 +215,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 "elapsed": elapsed + time.perf_counter() - session_start,
                 "rng": rng,
                 **({"generator_ema": setup.average.module.state_dict()} if setup.average is not None else {}),
+                **({"conditions": conditions.state()} if conditions is not None else {}),
             },
             path,
         )
@@ -270,8 +278,8 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     saved = plan.resume_from
     try:
         while epoch < t.epochs and reason == "finished":
-            for real in loader.epoch(epoch, position):
-                running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device)))
+            for real, real_labels in loader.epoch(epoch, position):
+                running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device), real_labels))
                 step += 1
                 position += 1
                 observer.on_step(step)
@@ -284,14 +292,14 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                 epoch += 1
                 position = 0
                 log()
-                sample = write_samples(setup.sampler, latents, run.sample_path(epoch))
+                grid_path = write_samples(setup.sampler, latents, run.sample_path(epoch), grid_labels)
                 saved = save_checkpoint()
-                observer.on_epoch(epoch, sample, saved)
+                observer.on_epoch(epoch, grid_path, saved)
                 if evaluator is not None and epoch % config.eval.eval_every == 0:
                     evaluate_now()
             else:  # stopped inside the epoch: its grid shows the model where it stopped
                 log()
-                write_samples(setup.sampler, latents, run.sample_path(epoch + 1))
+                write_samples(setup.sampler, latents, run.sample_path(epoch + 1), grid_labels)
                 saved = save_checkpoint()
     except KeyboardInterrupt:
         log()
@@ -306,8 +314,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     return summary
 
 
-def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path) -> Path:
+def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path,
+                  labels: torch.Tensor | None = None) -> Path:
     with models.evaluating(generator):
-        pictures = imaging.to_uint8(generator(latents), generator.output_range)
+        pictures = imaging.to_uint8(generator(latents, *(() if labels is None else (labels,))), generator.output_range)
     imaging.save_png(imaging.grid(pictures), path)
     return path

@@ -1,0 +1,237 @@
+"""The conditional GAN: attribute requests, the labels' joint distribution, the
+conditioned networks, training one for real, and the command line around it."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facegan import config as cfg
+from facegan import models, sample
+from facegan.cli import main
+from facegan.conditions import Conditions, attribute_names, requests
+from facegan.data.prepare import prepare
+from facegan.errors import FaceganError
+from facegan.metrics.attributes import AttributeClassifier, train_classifier
+from facegan.metrics.evaluate import conditional_accuracy
+from facegan.data.cache import open_cache
+from facegan.train.run import plan as run_plan
+from facegan.train.trainer import train
+from tests.conftest import tiny_config, tiny_plan
+from tests.test_attributes import labelled_celeba
+from tests.test_evaluate import needs_inception
+
+CPU = torch.device("cpu")
+
+
+def test_requests_are_parsed_and_bad_ones_refused():
+    assert requests("Male=1, Smiling=0,Eyeglasses=0") == {"Male": 1, "Smiling": 0, "Eyeglasses": 0}
+    assert attribute_names("Male,Young") == ("Male", "Young") and attribute_names("") == ()
+    for text, message in [("Male=2", "Male must be 0 or 1, not '2'"), ("Male=yes", "must be 0 or 1"),
+                          ("Male", "'Male' is not NAME=0 or NAME=1"), ("Moustache=1", "did you mean Mustache?"),
+                          ("Male=1,Male=0", "Male is given twice"), (",", "names no attribute")]:
+        with pytest.raises(FaceganError, match=message):
+            requests(text)
+    with pytest.raises(FaceganError, match="unknown attribute Beard"):
+        attribute_names("Male,Beard")
+    with pytest.raises(FaceganError, match="Male named twice"):
+        attribute_names("Male,Male")
+
+
+def test_unnamed_attributes_are_drawn_from_the_joint_distribution():
+    """A and B always agree (70% both on), C is a coin toss: asking for A=1 must give
+    B=1, never the 0.7 * 0.7 an attribute-by-attribute draw would give."""
+    rng = np.random.default_rng(0)
+    a = rng.random(1000) < 0.7
+    labels = np.stack([a, a, rng.random(1000) < 0.5], 1)
+    conditions = Conditions.of(("Male", "Smiling", "Eyeglasses"), labels)
+    assert conditions.share("Male") == pytest.approx(a.mean())
+    drawn = conditions.sample(4000, seed=1)
+    assert drawn.dtype == np.float32 and drawn.shape == (4000, 3)
+    assert np.array_equal(drawn[:, 0], drawn[:, 1])
+    assert abs(drawn[:, 0].mean() - a.mean()) < 0.03
+    asked = conditions.sample(500, seed=2, wanted={"Male": 1})
+    assert asked[:, 0].all() and asked[:, 1].all() and 0.4 < asked[:, 2].mean() < 0.6
+    # a combination no training image had: the rest from their own shares, the asked values kept
+    assert conditions.matching({"Male": 1, "Smiling": 0}) == 0
+    unseen = conditions.sample(500, seed=3, wanted={"Male": 1, "Smiling": 0})
+    assert unseen[:, 0].all() and not unseen[:, 1].any() and 0.4 < unseen[:, 2].mean() < 0.6
+    assert np.array_equal(conditions.sample(50, seed=4), conditions.sample(50, seed=4))
+    again = Conditions.from_state(conditions.state())
+    assert again.names == conditions.names and np.array_equal(again.rows, conditions.rows)
+    assert np.array_equal(again.counts, conditions.counts) and again.counts.sum() == 1000
+    with pytest.raises(FaceganError, match="not trained on Young; it knows Male, Smiling, Eyeglasses"):
+        conditions.sample(2, seed=0, wanted={"Young": 1})
+
+
+def test_conditioned_networks_depend_on_their_labels():
+    config = tiny_config("cfaces64", attributes="Male,Smiling,Eyeglasses")
+    torch.manual_seed(0)
+    generator, discriminator = models.build(config.model)
+    generator.eval()
+    z = torch.randn(4, config.model.z_dim)
+    off, on = torch.zeros(4, 3), torch.zeros(4, 3)
+    on[:, 0] = 1
+    images = generator(z, off)
+    assert images.shape == (4, 3, 16, 16)
+    assert not torch.allclose(images, generator(z, on))
+    assert not torch.allclose(discriminator(images, off), discriminator(images, on))
+    # the projection: D's logit moves with the labels exactly by <embed(s_on) - embed(s_off), phi(x)>
+    features = discriminator.body[:-1](images).sum(dim=(2, 3))
+    moved = discriminator(images, on) - discriminator(images, off)
+    assert torch.allclose(moved, (features * 2 * discriminator.embed.weight[:, 0]).sum(1), atol=1e-5)
+    # the unconditional networks keep their layout and parameters
+    plain_g, plain_d = models.build(tiny_config("cfaces64", attributes="").model)
+    assert not hasattr(plain_d, "embed") and plain_g.body[0].in_channels == config.model.z_dim
+    assert generator.body[0].in_channels == config.model.z_dim + 3
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A tiny CGAN on faces whose Male images have a dark top half, trained for real."""
+    base = tmp_path_factory.mktemp("conditional")
+    labels = labelled_celeba(base / "celeba")
+    prepare(base / "celeba", base / "cache", 16)
+    torch.set_num_threads(1)
+    plan = tiny_plan(base / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=10,
+                     g_width=16, d_width=16)
+    summary = train(plan)
+    return base, labels, summary
+
+
+def top_minus_bottom(images: np.ndarray) -> float:
+    return float(images[:, :8].astype(float).mean() - images[:, 8:].astype(float).mean())
+
+
+def test_a_tiny_conditional_model_learns_the_attribute_it_is_given(conditional_run):
+    base, labels, summary = conditional_run
+    assert summary["reason"] == "finished" and summary["step"] == 10 * 25
+    state = torch.load(summary["checkpoint"], weights_only=True)
+    assert state["conditions"]["names"] == ["Male", "Smiling"]
+    assert sum(state["conditions"]["counts"]) == 400
+    generator, config, conditions = sample.load_generator(summary["checkpoint"], CPU)
+    assert config.model.attributes == "Male,Smiling" and conditions.share("Male") == pytest.approx(labels[:, 0].mean())
+    z = sample.latents(64, generator.z_dim, 1)
+    contrast = {}
+    for value in (0, 1):
+        asked = conditions.sample(64, 1, {"Male": value})
+        contrast[value] = top_minus_bottom(sample.generate(generator, 64, 1, CPU, labels=asked, z=z))
+    # real: light top for Male=0 (about +70), dark top for Male=1 (about -70); untrained: both about 0
+    assert contrast[0] - contrast[1] > 10, contrast
+
+
+def test_a_conditional_run_resumes_where_it_stopped(conditional_run, tmp_path):
+    base, _, _ = conditional_run
+    plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=1,
+                     max_steps=10)
+    assert train(plan)["step"] == 10
+    again = run_plan(tmp_path / "run", overrides={"max_steps": 0})
+    assert again.resume_from.name == "step-00000010.pt"
+    resumed = train(again)
+    assert resumed["step"] == 25 and resumed["reason"] == "finished"
+    assert "conditions" in torch.load(resumed["checkpoint"], weights_only=True)
+
+
+def test_generate_asks_for_attributes_and_varies_one(conditional_run, tmp_path, capsys):
+    base, _, _ = conditional_run
+    run = str(base / "run")
+    assert main(["generate", "--run", run, "--attr", "Male=1", "-n", "6", "--out", str(tmp_path / "men.png")]) == 0
+    out = capsys.readouterr().out
+    assert "6 faces" in out and "Male=1; Smiling drawn as in the training data" in out
+    assert main(["generate", "--run", run, "--vary", "Male", "-n", "5", "--out", str(tmp_path / "vary.png")]) == 0
+    assert "Male=0 (first row)" in capsys.readouterr().out
+    grid = np.asarray(Image.open(tmp_path / "vary.png"))
+    assert grid.shape == (2 * 18 + 2, 5 * 18 + 2, 3)  # two rows of five 16 px faces, 2 px apart
+    assert main(["generate", "--run", run, "--vary", "Male", "-n", "3", "--out", str(tmp_path / "folder")]) == 0
+    assert len(list((tmp_path / "folder").glob("*.png"))) == 6
+    # no --attr: not an error; the attributes are drawn, and the user is told
+    assert main(["generate", "--run", run, "-n", "2", "--out", str(tmp_path / "any.png")]) == 0
+    assert "no --attr given: drawing Male, Smiling as the training images have them" in capsys.readouterr().err
+
+
+def test_generate_refuses_bad_attribute_requests(conditional_run, tmp_path, capsys):
+    base, _, _ = conditional_run
+    train(tiny_plan(tmp_path / "plain", epochs=1))
+    conditional, plain = str(base / "run"), str(tmp_path / "plain")
+    cases = [
+        ([conditional, "--attr", "Moustache=1"], "unknown attribute Moustache (did you mean Mustache?)"),
+        ([conditional, "--attr", "Male=2"], "Male must be 0 or 1, not '2'"),
+        ([conditional, "--attr", "Male=1,Eyeglasses=0"], "not trained on Eyeglasses; it knows Male, Smiling"),
+        ([conditional, "--vary", "Young"], "not trained on Young"),
+        ([conditional, "--vary", "Male", "--attr", "Male=1"], "--vary Male cannot also be fixed by --attr"),
+        ([plain, "--attr", "Male=1"], "is an unconditional model: it takes no --attr or --vary"),
+        ([plain, "--vary", "Male"], "is an unconditional model"),
+    ]
+    for argv, message in cases:
+        assert main(["generate", "--run", *argv, "--out", str(tmp_path / "x.png")]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_conditional_training_needs_celeba_labels(tmp_path, capsys):
+    with pytest.raises(FaceganError, match="needs CelebA's attribute labels"):
+        train(tiny_plan(tmp_path / "run", "cfaces64"))
+    assert main(["train", "--preset", "cfaces64", "--attributes", "Male,Beard", "--run", str(tmp_path / "r")]) == 2
+    assert "unknown attribute Beard" in capsys.readouterr().err
+    with pytest.raises(FaceganError, match="conditioning needs model.family dcgan"):
+        cfg.validate(cfg.override(cfg.load_preset("thesis128"), {"attributes": "Male"}))
+
+
+class PaintedFaces(torch.nn.Module):
+    """A stand-in generator that paints the fixture's Male cue (a dark top half) when
+    asked for Male, or, with ``obedient=False``, on a coin toss whatever it is asked."""
+
+    output_range = (-1.0, 1.0)
+
+    def __init__(self, obedient: bool):
+        super().__init__()
+        self.z_dim, self.obedient = 8, obedient
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        male = labels[:, 0] if self.obedient else (z[:, 0] > 0).float()
+        images = torch.rand(len(z), 3, 16, 16, generator=torch.Generator().manual_seed(len(z))) - 0.5
+        images[:, :, :8] = (0.7 - 1.4 * male)[:, None, None, None]
+        return images
+
+
+def test_conditional_accuracy_scores_obedience_not_base_rates(conditional_run, tmp_path):
+    """A generator that paints what it is asked scores 1 on every reading; one that
+    ignores the request scores a balanced 0.5, though its plain accuracy can look fine."""
+    base, _, summary = conditional_run
+    classifier = tmp_path / "classifier.pt"
+    train_classifier(open_cache(base / "cache"), classifier, ("Male", "Smiling"), epochs=6, batch_size=32)
+    reader = AttributeClassifier(classifier)
+    _, _, conditions = sample.load_generator(summary["checkpoint"], CPU)
+    scores = {}
+    for obedient in (True, False):
+        generator = PaintedFaces(obedient)
+        asked = conditions.sample(400, 1)
+        fakes = sample.generate(generator, 400, 1, CPU, labels=asked)
+        scores[obedient] = conditional_accuracy(generator, conditions, reader, fakes, asked, 0, CPU,
+                                                {"Male": 0.97, "Smiling": 0.5})["Male"]
+    perfect, ignoring = scores[True], scores[False]
+    assert perfect["accuracy"] > 0.97 and perfect["asked_1"] > 0.97 and perfect["asked_0"] > 0.97
+    assert abs(ignoring["asked_1"] - 0.5) < 0.1 and abs(ignoring["asked_0"] - 0.5) < 0.1
+    assert ignoring["balanced"] == pytest.approx((ignoring["asked_1"] + ignoring["asked_0"]) / 2)
+    assert perfect["real_agreement"] == 0.97
+
+
+@needs_inception
+def test_evaluate_reports_conditional_accuracy(conditional_run, tmp_path, capsys, monkeypatch):
+    base, _, _ = conditional_run
+    monkeypatch.setenv("FACEGAN_CACHE", str(tmp_path / "fgcache"))
+    classifier = tmp_path / "classifier.pt"
+    assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(classifier),
+                 "--attributes", "Male", "--epochs", "1"]) == 0
+    assert main(["evaluate", "--run", str(base / "run"), "--real", str(base / "cache"), "--n", "8",
+                 "--classifier", str(classifier), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "conditioned on Male, Smiling" in out and "conditional accuracy" in out
+    report = json.loads(Path(tmp_path / "e.json").read_text())
+    assert report["conditioned_on"] == ["Male", "Smiling"]
+    assert set(report["conditional"]) == {"Male"}  # Smiling is not read by this classifier
+    assert set(report["conditional"]["Male"]) == {"accuracy", "asked_1", "asked_0", "balanced", "real_agreement"}
