@@ -173,17 +173,20 @@ def test_demo_command_reports_distances_and_pictures(capsys, tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", "1000", *TINY_FLAGS],
+    # 512 images: 32 steps an epoch, so a parent slow to notice (a busy machine) finds a
+    # few epochs done, not hundreds of grids for the interrupted run's progress.gif
+    process = subprocess.Popen([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", "1000",
+                                *TINY_FLAGS, "--synthetic-count", "512"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(r["step"] > 4 for r in RunDir(run).read_metrics()):
-        time.sleep(0.05)  # until a row past the first epoch's 4 steps is logged (every 2 steps)
+    while time.monotonic() < deadline and not any(r["step"] > 32 for r in RunDir(run).read_metrics()):
+        time.sleep(0.05)  # until a row past the first epoch's 32 steps is logged (every 2 steps)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "interrupted; a checkpoint was saved" in err and "Traceback" not in err
     state = checkpoint.load(checkpoint.latest(run / "checkpoints"))
-    assert state["step"] > 4  # the interrupt's own checkpoint, past the first epoch's
+    assert state["step"] > 32  # the interrupt's own checkpoint, past the first epoch's
     assert run_resumes(run, state["epoch"] + 1)
 
 

@@ -95,7 +95,6 @@ def conditional_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("conditional")
     labels = labelled_celeba(base / "celeba")
     prepare(base / "celeba", base / "cache", 16)
-    torch.set_num_threads(1)
     plan = tiny_plan(base / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=10,
                      g_width=16, d_width=16)
     summary = train(plan)
