@@ -171,13 +171,20 @@ def test_demo_command_reports_distances_and_pictures(capsys, tmp_path):
     assert (tmp_path / "demo" / "progress.gif").exists()
 
 
+def _ctrl_c_as_usual() -> None:
+    """In the child before it starts: SIGINT unblocked and at its default, as from a shell,
+    whatever earlier tests left in this process (a child inherits both)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     # 512 images: 32 steps an epoch, so a parent slow to notice (a busy machine) finds a
     # few epochs done, not hundreds of grids for the interrupted run's progress.gif
     process = subprocess.Popen([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", "1000",
                                 *TINY_FLAGS, "--synthetic-count", "512"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_usual)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(r["step"] > 32 for r in RunDir(run).read_metrics()):
         time.sleep(0.05)  # until a row past the first epoch's 32 steps is logged (every 2 steps)
