@@ -210,7 +210,7 @@ def test_conditional_accuracy_scores_obedience_not_base_rates(conditional_run, t
         generator = PaintedFaces(obedient)
         asked = conditions.sample(400, 1)
         fakes = sample.generate(generator, 400, 1, CPU, labels=asked)
-        scores[obedient] = conditional_accuracy(generator, conditions, reader, fakes, asked, 0, CPU,
+        scores[obedient] = conditional_accuracy(generator, conditions, reader, asked, reader.read(fakes), 0, CPU,
                                                 {"Male": 0.97, "Smiling": 0.5})["Male"]
     perfect, ignoring = scores[True], scores[False]
     assert perfect["accuracy"] > 0.97 and perfect["asked_1"] > 0.97 and perfect["asked_0"] > 0.97

@@ -157,8 +157,3 @@ class AttributeClassifier:
     def read(self, images: np.ndarray) -> np.ndarray:
         """0/1 decisions (N, attributes) for uint8 NHWC images."""
         return predict(self.net, images, self.size)
-
-    def rates(self, images: np.ndarray) -> dict[str, float]:
-        """The share of ``images`` the classifier reads each attribute in."""
-        decisions = self.read(images)
-        return {n: float(decisions[:, j].mean()) for j, n in enumerate(self.names)}

@@ -117,12 +117,13 @@ class DuringTraining:
 
 
 def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, reader: AttributeClassifier,
-                         fakes: np.ndarray, asked: np.ndarray, seed: int, device: torch.device,
+                         asked: np.ndarray, read: np.ndarray, seed: int, device: torch.device,
                          real_agreement: dict[str, float]) -> dict[str, dict[str, float]]:
     """For each attribute the model is conditioned on and the classifier reads, the share
     of samples in which the classifier reads the value the generator was asked for:
 
-    - ``accuracy``: over ``fakes``, asked for labels as the training images have them;
+    - ``accuracy``: over samples asked for the labels ``asked`` (drawn as the training
+      images have them), whose classifier decisions are ``read``;
     - ``asked_1`` / ``asked_0``: as many new samples, each asked for the attribute
       (or its absence), the other attributes drawn as the training images with that
       value have them. A generator that ignored a rare attribute would still score a
@@ -130,8 +131,7 @@ def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, rea
     - ``real_agreement``: how often the classifier agrees with the labels of real
       images, the most a perfect generator could score.
     """
-    n = len(fakes)
-    read = reader.read(fakes)
+    n = len(asked)
     result = {}
     for j, name in enumerate(conditions.names):
         if name not in reader.names:
@@ -183,18 +183,19 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
     if conditions is not None:
         figures["conditioned_on"] = list(conditions.names)
     if reader is not None:
-        sample_rates = reader.rates(fakes)
+        fake_read = reader.read(fakes)
         real_index = subset(len(cache.images), n, seed)
         real_read = reader.read(cache.images[real_index])
         figures["classifier"] = str(reader.path)
-        figures["attributes"] = {name: {"samples": sample_rates[name], "real_classified": float(real_read[:, j].mean()),
+        figures["attributes"] = {name: {"samples": float(fake_read[:, j].mean()),
+                                        "real_classified": float(real_read[:, j].mean()),
                                         "real_labels": float(labels[:, j].mean())}
                                  for j, name in enumerate(reader.names)}
         if conditions is not None:
             agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean())
                          for j, name in enumerate(reader.names)}
-            figures["conditional"] = conditional_accuracy(generator, conditions, reader, fakes, asked, seed, device,
-                                                          agreement)
+            figures["conditional"] = conditional_accuracy(generator, conditions, reader, asked, fake_read, seed,
+                                                          device, agreement)
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),
