@@ -11,7 +11,7 @@ from PIL import Image
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
-from facegan.metrics.attributes import AttributeNet, _as_input, recalibrate_batch_norm
+from facegan.metrics.attributes import AttributeNet, as_input, recalibrate_batch_norm
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_evaluate import needs_inception
@@ -65,7 +65,7 @@ def test_batch_norm_statistics_are_recalibrated_to_the_final_weights():
     net.eval()
     recalibrate_batch_norm(net, images, size=16, batch_size=32)
     with torch.no_grad():
-        inputs = first_conv(_as_input(images, 16))
+        inputs = first_conv(as_input(images, 16))
     mean = inputs.mean((0, 2, 3))
     # the cumulative average of per-batch unbiased variances (3 equal batches)
     variance = torch.stack([inputs[i : i + 32].transpose(0, 1).flatten(1).var(1) for i in range(0, 96, 32)]).mean(0)

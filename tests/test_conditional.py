@@ -19,6 +19,7 @@ from facegan.metrics.attributes import AttributeClassifier, train_classifier
 from facegan.metrics.evaluate import conditional_accuracy
 from facegan.data.cache import open_cache
 from facegan.train.run import plan as run_plan
+from facegan.train.steps import STEPS, Objective
 from facegan.train.trainer import train
 from tests.conftest import tiny_config, tiny_plan
 from tests.test_attributes import labelled_celeba
@@ -84,19 +85,70 @@ def test_conditioned_networks_depend_on_their_labels():
     moved = discriminator(images, on) - discriminator(images, off)
     assert torch.allclose(moved, (features * 2 * discriminator.embed.weight[:, 0]).sum(1), atol=1e-5)
     # the unconditional networks keep their layout and parameters
-    plain_g, plain_d = models.build(tiny_config("cfaces64", attributes="").model)
+    plain_g, plain_d = models.build(tiny_config("cfaces64", attributes="", attribute_loss=0.0).model)
     assert not hasattr(plain_d, "embed") and plain_g.body[0].in_channels == config.model.z_dim
     assert generator.body[0].in_channels == config.model.z_dim + 3
 
 
+def test_the_attribute_head_reads_the_projection_features():
+    config = tiny_config("cfaces64", attributes="Male,Smiling,Eyeglasses")
+    torch.manual_seed(0)
+    _, discriminator = models.build(config.model, attribute_head=True)
+    images, labels = torch.randn(4, 3, 16, 16), torch.ones(4, 3)
+    logits, attributes = discriminator(images, labels, attributes=True)
+    assert torch.equal(logits, discriminator(images, labels)) and attributes.shape == (4, 3)
+    features = discriminator.body[:-1](images).sum(dim=(2, 3))
+    assert torch.allclose(attributes, discriminator.read_attributes(features))
+    assert not hasattr(models.build(config.model)[1], "read_attributes")
+    # in training the head reads the images as they are, while the realism logit sees them augmented
+    torch.manual_seed(1)
+    judged, read = Objective(augment=("translation", "cutout"), attribute_loss=1.0).judge(discriminator, images, labels)
+    assert torch.equal(read, attributes) and not torch.allclose(judged, logits)
+    with pytest.raises(FaceganError, match="attribute_loss needs a conditional model"):
+        tiny_config("cfaces64", attributes="", attribute_loss=1.0)
+    with pytest.raises(FaceganError, match="attribute_loss must not be negative"):
+        tiny_config("cfaces64", attribute_loss=-1.0)
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_the_attribute_head_learns_from_real_images_only(step):
+    """D's head learns to read the real batch's labels, never the fakes': two steps that
+    differ only in G's latents change D's body differently and its head identically.
+    G, in turn, is pushed by the head's reading of its fakes."""
+    config = tiny_config("cfaces64", attributes="Male,Smiling", augment="")
+    real, labels = torch.rand(8, 3, 16, 16) * 2 - 1, (torch.rand(8, 2) < 0.5).float()
+
+    def one_step(seed: int, weight: float):
+        torch.manual_seed(0)
+        generator, discriminator = models.build(config.model, attribute_head=weight > 0)
+        optimisers = [torch.optim.Adam(net.parameters(), 1e-3) for net in (generator, discriminator)]
+        torch.manual_seed(seed)
+        figures = STEPS[step](generator, discriminator, *optimisers, real, torch.randn(8, config.model.z_dim),
+                              Objective(attribute_loss=weight), labels=labels)
+        return generator, discriminator, figures
+
+    _, d1, figures = one_step(1, 1.0)
+    _, d2, _ = one_step(2, 1.0)
+    assert {"attr_real", "attr_fake"} <= set(figures)
+    assert torch.equal(d1.read_attributes.weight, d2.read_attributes.weight)
+    assert not torch.equal(d1.body[0].weight, d2.body[0].weight)
+    g_with, _, _ = one_step(1, 1.0)
+    g_without, _, plain = one_step(1, 0.0)  # the same networks: the head is built last
+    # (in the thesis step both gradients are taken at the same weights, so there only the
+    # head's reading of the fakes can tell the two generators apart)
+    assert "attr_real" not in plain
+    assert not torch.equal(g_with.body[0].weight, g_without.body[0].weight)
+
+
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
-    """A tiny CGAN on faces whose Male images have a dark top half, trained for real."""
+    """A tiny CGAN on faces whose Male images have a dark top half, trained for real;
+    the projection alone (no attribute loss) carries the labels to G."""
     base = tmp_path_factory.mktemp("conditional")
     labels = labelled_celeba(base / "celeba")
     prepare(base / "celeba", base / "cache", 16)
     plan = tiny_plan(base / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=10,
-                     g_width=16, d_width=16)
+                     g_width=16, d_width=16, attribute_loss=0.0)
     summary = train(plan)
     return base, labels, summary
 
@@ -119,6 +171,21 @@ def test_a_tiny_conditional_model_learns_the_attribute_it_is_given(conditional_r
         asked = conditions.sample(64, 1, {"Male": value})
         contrast[value] = top_minus_bottom(sample.generate(generator, 64, 1, CPU, labels=asked, z=z))
     # real: light top for Male=0 (about +70), dark top for Male=1 (about -70); untrained: both about 0
+    assert contrast[0] - contrast[1] > 10, contrast
+
+
+def test_a_tiny_model_with_the_attribute_loss_learns_and_reads_its_attribute(conditional_run, tmp_path):
+    base, _, _ = conditional_run
+    plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=10,
+                     g_width=16, d_width=16, log_every=25)  # the preset's attribute loss
+    summary = train(plan)
+    rows = plan.run.read_metrics()
+    # the head learns to read Male (Smiling is a coin toss no picture shows: it stays near log 2)
+    assert rows[-1]["attr_real"] < rows[0]["attr_real"] - 0.1, [r["attr_real"] for r in rows]
+    generator, _, conditions = sample.load_generator(summary["checkpoint"], CPU)
+    z = sample.latents(64, generator.z_dim, 1)
+    contrast = [top_minus_bottom(sample.generate(generator, 64, 1, CPU, labels=conditions.sample(64, 1, {"Male": v}),
+                                                 z=z)) for v in (0, 1)]
     assert contrast[0] - contrast[1] > 10, contrast
 
 

@@ -52,7 +52,7 @@ class Linear(nn.Module):
         super().__init__()
         self.w = nn.Parameter(torch.randn(shape))
 
-    def forward(self, x):
+    def forward(self, x, labels=None):
         return (x * self.w).flatten(1).sum(1)
 
 
@@ -61,13 +61,13 @@ def test_r1_is_half_gamma_times_the_squared_input_gradient_and_lazy():
     d = Linear((3, 8, 8))
     real = torch.randn(4, 3, 8, 8)
     objective = Objective(r1_gamma=10.0, r1_every=4)
-    _, penalty = objective.real_logits_and_r1(d, real, step=8, autocast=nullcontext)
+    _, _, penalty = objective.judge_real(d, real, step=8, autocast=nullcontext)
     expected = 10.0 / 2 * d.w.detach().square().sum() * 4
     assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
     penalty.backward()  # R1 trains D: its gradient reaches D's weights
     assert torch.allclose(d.w.grad, 10.0 * d.w.detach() * 4, rtol=1e-5)
-    assert objective.real_logits_and_r1(d, real, step=9, autocast=nullcontext)[1] is None
-    assert Objective().real_logits_and_r1(d, real, step=16, autocast=nullcontext)[1] is None
+    assert objective.judge_real(d, real, step=9, autocast=nullcontext)[2] is None
+    assert Objective().judge_real(d, real, step=16, autocast=nullcontext)[2] is None
 
 
 def test_spectral_norm_bounds_each_discriminator_layer_near_one():

@@ -191,6 +191,8 @@ class ProgressReport:
 
     def on_log(self, r: dict[str, Any]) -> None:
         figures = f"loss D {r['loss_d']:.3f} G {r['loss_g']:.3f}  D(real) {r['d_real']:.2f} D(fake) {r['d_fake']:.2f}"
+        if "attr_real" in r:  # the attribute head's errors: how well D reads real and fake faces' labels
+            figures += f"  attributes real {r['attr_real']:.2f} fake {r['attr_fake']:.2f}"
         if self.bar is not None:
             self.bar.set_postfix_str(f"{figures}  {r['images_per_s']:.0f} img/s", refresh=False)
             return
@@ -244,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = args.run or str(Path("runs") / (args.preset or (Path(args.config).stem if args.config else "thesis128")))
     the_plan = plan(run_dir, args.preset, args.config, setting_overrides(args), args.resume)
     if args.dry_run:
-        generator, discriminator = models.build(the_plan.config.model)
+        generator, discriminator = models.build(the_plan.config.model, the_plan.config.train.attribute_loss > 0)
         print(f"run directory: {the_plan.run.root}" + (f" (would resume {the_plan.resume_from})" if the_plan.resume_from else ""))
         print(cfg.to_toml(the_plan.config))
         for name, net in (("generator", generator), ("discriminator", discriminator)):

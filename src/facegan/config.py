@@ -79,6 +79,8 @@ class TrainConfig:
     r1_gamma: float = setting(0.0, "R1 penalty weight on D's gradient at real images; 0 = off")
     r1_every: int = setting(16, "apply R1 every N steps (lazy regularisation), scaled by N")
     augment: str = setting("", "DiffAugment for D's inputs, comma-separated: color, translation, cutout; empty = none")
+    attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
+                                         "also learns to read real images' attributes, G to make them readable; 0 = off")
     ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none")
     g_lr: float = setting(1e-4, "generator learning rate (Adam)")
     d_lr: float = setting(1e-4, "discriminator learning rate (Adam)")
@@ -287,6 +289,9 @@ def validate(config: Config) -> Config:
     need(t.r1_gamma >= 0, f"train.r1_gamma must not be negative, not {t.r1_gamma}")
     need(t.r1_every >= 1, f"train.r1_every must be at least 1, not {t.r1_every}")
     augment_policies(t.augment)
+    need(t.attribute_loss >= 0, f"train.attribute_loss must not be negative, not {t.attribute_loss}")
+    need(t.attribute_loss == 0 or attribute_names(m.attributes),
+         "train.attribute_loss needs a conditional model: set model.attributes too")
     need(t.ema_kimg >= 0, f"train.ema_kimg must not be negative, not {t.ema_kimg}")
     for name in ("g_lr", "d_lr", "adam_eps"):
         need(getattr(t, name) > 0, f"train.{name} must be positive, not {getattr(t, name)}")

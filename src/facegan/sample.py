@@ -48,7 +48,7 @@ def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.de
     y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
     parts = [
         imaging.to_uint8(generator(z[i : i + batch_size].to(device),
-                                   *(() if y is None else (y[i : i + batch_size].to(device),))),
+                                   None if y is None else y[i : i + batch_size].to(device)),
                          generator.output_range)
         for i in range(0, count, batch_size)
     ]

@@ -44,7 +44,7 @@ class AttributeNet(nn.Module):
         return self.body(x)
 
 
-def _as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+def as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [-1, 1] at ``size`` x ``size``."""
     x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     if x.shape[-1] != size:
@@ -55,7 +55,7 @@ def _as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
 def _batches(images: np.ndarray, size: int, batch_size: int):
     """``images`` as network inputs, ``batch_size`` at a time."""
     for i in range(0, len(images), batch_size):
-        yield _as_input(images[i : i + batch_size], size)
+        yield as_input(images[i : i + batch_size], size)
 
 
 def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epochs: int = 4,
@@ -82,7 +82,7 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
         order = rng.permutation(train_index)
         for i in range(0, len(order) - batch_size + 1, batch_size):
             batch = np.sort(order[i : i + batch_size])
-            x = _as_input(cache.images[batch], size)
+            x = as_input(cache.images[batch], size)
             flip = torch.from_numpy(rng.random(batch_size) < 0.5)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
             loss = F.binary_cross_entropy_with_logits(net(x), torch.from_numpy(labels[batch]))

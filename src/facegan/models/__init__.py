@@ -1,4 +1,7 @@
-"""Generators and discriminators, one file per family, built by name from a ModelConfig."""
+"""Generators and discriminators, one file per family, built by name from a ModelConfig.
+
+Every network is called as ``net(input, labels)``: ``labels`` is None for an
+unconditional one and a (N, attributes) 0/1 tensor for a conditional one."""
 
 from __future__ import annotations
 
@@ -13,15 +16,17 @@ from facegan.config import ModelConfig
 from facegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from facegan.models.thesis import ThesisDiscriminator, ThesisGenerator
 
-FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelConfig], nn.Module]]] = {
+# Each family: (generator from the model config, discriminator from it and whether D
+# has an attribute head).
+FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelConfig, bool], nn.Module]]] = {
     "thesis": (
         lambda m: ThesisGenerator(m.resolution, m.z_dim, m.g_width),
-        lambda m: ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout),
+        lambda m, head: ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout),
     ),
     "dcgan": (
         lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes))),
-        lambda m: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
-                                     conditions=len(attribute_names(m.attributes))),
+        lambda m, head: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
+                                           conditions=len(attribute_names(m.attributes)), attribute_head=head),
     ),
 }
 
@@ -42,10 +47,11 @@ def initialise(module: nn.Module, scheme: str) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def build(model: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    """A freshly initialised (generator, discriminator) pair; seed torch first for repeatability."""
+def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    """A freshly initialised (generator, discriminator) pair, D with an attribute head
+    (for ``train.attribute_loss``) if asked; seed torch first for repeatability."""
     make_g, make_d = FAMILIES[model.family]
-    generator, discriminator = make_g(model), make_d(model)
+    generator, discriminator = make_g(model), make_d(model, attribute_head)
     initialise(generator, model.init)
     initialise(discriminator, model.init)
     if model.d_spectral_norm:

@@ -21,6 +21,9 @@ Conditioned on ``conditions`` binary attributes (a CGAN; labels are 0/1 floats, 
   an embedding of the labels, sum_j s_j <v_j, phi(x)>. For one binary attribute this
   is exactly their projection for two classes (the shared part joins the
   unconditional term); for several it adds one such term per attribute.
+  With ``attribute_head`` it also reads the attributes from phi(x) (one logit each,
+  a linear layer): the auxiliary classifier of AC-GAN (Odena et al. 2017), trained by
+  ``train.attribute_loss``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def stages(resolution: int) -> int:
 
 def signs(labels: torch.Tensor) -> torch.Tensor:
     """0/1 labels as -1/+1, so that 'absent' is a signal too."""
+    if labels is None:
+        raise ValueError("a conditional network needs labels")
     return labels * 2 - 1
 
 
@@ -95,8 +100,10 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0, batch_norm: bool = True,
-                 conditions: int = 0):
+                 conditions: int = 0, attribute_head: bool = False):
         super().__init__()
+        if attribute_head and not conditions:
+            raise ValueError("an attribute head needs conditions")
         n = stages(resolution)
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         channels = width
@@ -113,10 +120,15 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         if conditions:
             self.embed = nn.Linear(conditions, channels, bias=False)
+        if attribute_head:
+            self.read_attributes = nn.Linear(channels, conditions)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                attributes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logit of each image; with ``attributes``, also the head's attribute logits."""
         if not self.conditions:
             return self.body(x).view(-1)
         features = self.body[:-1](x)
-        projection = (self.embed(signs(labels)) * features.sum(dim=(2, 3))).sum(dim=1)
-        return self.body[-1](features).view(-1) + projection
+        pooled = features.sum(dim=(2, 3))
+        logits = self.body[-1](features).view(-1) + (self.embed(signs(labels)) * pooled).sum(dim=1)
+        return (logits, self.read_attributes(pooled)) if attributes else logits

@@ -43,7 +43,8 @@ class ThesisGenerator(nn.Module):
         layers += [nn.Conv2d(channels, 3, 5, padding=2), nn.Sigmoid()]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
+        """``labels``: always None; the thesis networks are unconditional (as every network, they take it)."""
         x = self.dense(z).view(-1, self.width, START, START)
         return self.body(x)
 
@@ -61,5 +62,5 @@ class ThesisDiscriminator(nn.Module):
         layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * START * START, 1)]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: None = None) -> torch.Tensor:
         return self.body(x).view(-1)

@@ -24,6 +24,17 @@ Conditional networks (a CGAN) get the real batch's labels: D judges each real im
 with its own labels, G makes one fake for each of the same labels, and D judges each
 fake with the labels it was made for. The fakes' labels thus follow the training
 data's joint distribution.
+
+The attribute loss (AC-GAN, Odena et al. 2017; ``attribute_loss`` > 0 needs a D with an
+attribute head): D's head learns to read the real images' attributes (its binary
+cross-entropy, ``attr_real``, joins D's loss), and G is penalised when the head does
+not read in its fakes the attributes they were made for (``attr_fake``, joins G's
+loss). The head learns from real images only, so G cannot teach it to accept fakes
+that are merely easy to classify. The projection alone rewards G for attributes only
+as far as D's single realism score does; the head's error is a direct, per-attribute
+gradient. The head reads the images as they are, not DiffAugment's views: shown
+those, it barely learned in 1,500 steps (docs/experiments.md, round 6), and it needs
+no guard against memorising, since it never judges realism.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ class Objective:
     r1_every: int = 16
     augment: tuple[str, ...] = ()
     output_range: tuple[float, float] = (-1.0, 1.0)
+    attribute_loss: float = 0.0
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         if self.loss == "hinge":
@@ -70,30 +82,56 @@ class Objective:
     def r1_due(self, step: int) -> bool:
         return self.r1_gamma > 0 and step % self.r1_every == 0
 
-    def real_logits_and_r1(self, discriminator: nn.Module, real: torch.Tensor, step: int,
-                           autocast: Callable[[], ContextManager],
-                           labels: tuple[torch.Tensor, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's logits of the real batch, and the (lazy, scaled) R1 penalty when it is due."""
+    def judge(self, discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+              read: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits of ``images`` as D is shown them (augmented), and, when the attribute
+        loss is on and ``read`` is asked, its head's attribute logits of the images as they
+        are (else None). Call it inside the step's autocast."""
+        logits = discriminator(self.view(images), labels).float()
+        if self.attribute_loss == 0 or not read:
+            return logits, None
+        return logits, discriminator(images, labels, attributes=True)[1].float()
+
+    def judge_real(self, discriminator: nn.Module, real: torch.Tensor, step: int,
+                   autocast: Callable[[], ContextManager], labels: torch.Tensor | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``judge`` of the real batch, and the (lazy, scaled) R1 penalty when it is due."""
         if not self.r1_due(step):
             with autocast():
-                return discriminator(self.view(real), *labels).float(), None
+                return *self.judge(discriminator, real, labels), None
         real = real.detach().requires_grad_(True)
         with autocast():
-            logits = discriminator(self.view(real), *labels).float()
+            logits, attributes = self.judge(discriminator, real, labels)
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = gradient.float().square().sum(dim=(1, 2, 3)).mean() * (self.r1_gamma / 2) * self.r1_every
-        return logits, penalty
+        return logits, attributes, penalty
+
+    def attribute_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """How badly D's attribute head reads ``labels`` (mean binary cross-entropy); None when off."""
+        if attribute_logits is None:
+            return None
+        return F.binary_cross_entropy_with_logits(attribute_logits, labels.float())
+
+    def total(self, loss: torch.Tensor, r1: torch.Tensor | None = None,
+              attribute_error: torch.Tensor | None = None) -> torch.Tensor:
+        """An adversarial loss plus the terms that are on: R1, and the weighted attribute error."""
+        if r1 is not None:
+            loss = loss + r1
+        if attribute_error is not None:
+            loss = loss + self.attribute_loss * attribute_error
+        return loss
 
 
-def _figures(loss_g, loss_d, real_logits, fake_logits, r1) -> dict[str, torch.Tensor]:
+def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake) -> dict[str, torch.Tensor]:
     figures = {
         "loss_g": loss_g.detach(),
         "loss_d": loss_d.detach(),
         "d_real": torch.sigmoid(real_logits.detach()).mean(),
         "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
     }
-    if r1 is not None:
-        figures["r1"] = r1.detach()
+    for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake)):
+        if value is not None:
+            figures[name] = value.detach()
     return figures
 
 
@@ -114,22 +152,24 @@ def thesis_step(
     As with two Keras GradientTapes: G's gradients come from G's loss only and D's from
     D's loss only, both taken at the same weights before either update.
     """
-    y = () if labels is None else (labels,)
     with autocast():
-        fake_logits = discriminator(objective.view(generator(z, *y)), *y).float()
-    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast, y)
+        fake_logits, fake_attributes = objective.judge(discriminator, generator(z, labels), labels)
+    real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     loss_d = objective.d_loss(real_logits, fake_logits)
     loss_g = objective.g_loss(fake_logits)
+    attributes_real = objective.attribute_error(real_attributes, labels)
+    attributes_fake = objective.attribute_error(fake_attributes, labels)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    g_grads = torch.autograd.grad(loss_g, g_params, retain_graph=True)
-    d_grads = torch.autograd.grad(loss_d if r1 is None else loss_d + r1, d_params)
+    g_grads = torch.autograd.grad(objective.total(loss_g, attribute_error=attributes_fake), g_params,
+                                 retain_graph=True)
+    d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params)
     for params, grads in ((g_params, g_grads), (d_params, d_grads)):
         for p, g in zip(params, grads):
             p.grad = g
     g_optimizer.step()
     d_optimizer.step()
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake)
 
 
 def alternating_step(
@@ -145,25 +185,27 @@ def alternating_step(
     labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The classic DCGAN step: update D on real and (detached) fake, then G against the new D."""
-    y = () if labels is None else (labels,)
     with autocast():
-        fake = generator(z, *y)
-    real_logits, r1 = objective.real_logits_and_r1(discriminator, real, step, autocast, y)
+        fake = generator(z, labels)
+    real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     with autocast():
-        fake_logits = discriminator(objective.view(fake.detach()), *y).float()
+        fake_logits, _ = objective.judge(discriminator, fake.detach(), labels, read=False)
     loss_d = objective.d_loss(real_logits, fake_logits)
+    attributes_real = objective.attribute_error(real_attributes, labels)
     d_optimizer.zero_grad(set_to_none=True)
-    (loss_d if r1 is None else loss_d + r1).backward()
+    objective.total(loss_d, r1, attributes_real).backward()
     d_optimizer.step()
 
     discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
     with autocast():
-        loss_g = objective.g_loss(discriminator(objective.view(fake), *y).float())
+        g_logits, fake_attributes = objective.judge(discriminator, fake, labels)
+    loss_g = objective.g_loss(g_logits)
+    attributes_fake = objective.attribute_error(fake_attributes, labels)
     g_optimizer.zero_grad(set_to_none=True)
-    loss_g.backward()
+    objective.total(loss_g, attribute_error=attributes_fake).backward()
     g_optimizer.step()
     discriminator.requires_grad_(True)
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake)
 
 
 STEPS = {"thesis": thesis_step, "alternating": alternating_step}

@@ -129,7 +129,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     fast = speed.resolve(config.speed, device, images.nbytes)
     speed.apply_globals(fast)
     torch.manual_seed(t.seed)
-    generator, discriminator = models.build(m)
+    generator, discriminator = models.build(m, attribute_head=t.attribute_loss > 0)
     generator.to(device)
     discriminator.to(device)
     return TrainingSetup(
@@ -139,7 +139,8 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
         speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
         BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
                     channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels),
-        Objective(t.loss, t.r1_gamma, t.r1_every, cfg.augment_policies(t.augment), generator.output_range),
+        Objective(t.loss, t.r1_gamma, t.r1_every, cfg.augment_policies(t.augment), generator.output_range,
+                  t.attribute_loss),
         MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
     )
 
@@ -317,6 +318,6 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
 def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path,
                   labels: torch.Tensor | None = None) -> Path:
     with models.evaluating(generator):
-        pictures = imaging.to_uint8(generator(latents, *(() if labels is None else (labels,))), generator.output_range)
+        pictures = imaging.to_uint8(generator(latents, labels), generator.output_range)
     imaging.save_png(imaging.grid(pictures), path)
     return path
