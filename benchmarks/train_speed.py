@@ -2,8 +2,10 @@
 
     python benchmarks/train_speed.py                       # the device's default cases
     python benchmarks/train_speed.py --cases thesis128:16 dcgan64:128 --variants eager fast bf16
+    python benchmarks/train_speed.py --cases cfaces64:64 cfaces64:64:attribute_loss=1 --variants fast
 
-For each case (preset:batch) and variant (a set of [speed] settings) it times real
+For each case (preset:batch, optionally :setting=value,... on top of the preset; a
+conditional preset gets random 0/1 labels) and variant (a set of [speed] settings) it times real
 training steps (the preset's own step, on a batch of random uint8 data from the real loader)
 and prints a JSON line: images/s, ms per step, FLOPs per image (counted by
 torch.utils.flop_counter on one eager step), achieved TFLOP/s, share of the device's
@@ -26,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from facegan import config as cfg
 from facegan import models
+from facegan.conditions import attribute_names
 from facegan.train.trainer import set_up
 
 VARIANTS = {
@@ -52,37 +55,48 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build(preset: str, batch: int, variant: dict, device: torch.device, steps: int):
-    config = cfg.override(cfg.load_preset(preset), {"batch_size": batch, "seed": 0})
-    config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
-    images = np.random.default_rng(0).integers(0, 256, (batch * (steps + 1), config.model.resolution,
-                                                        config.model.resolution, 3), dtype=np.uint8)
-    setup = set_up(config, device, images)
+def parse_case(case: str) -> tuple[str, int, dict[str, str]]:
+    """'preset:batch' or 'preset:batch:name=value,name=value' -> (preset, batch, settings)."""
+    preset, batch, *rest = case.split(":")
+    settings = dict(item.split("=", 1) for item in rest[0].split(",")) if rest else {}
+    return preset, int(batch), settings
 
-    def one_step(real):
-        return setup.step(real, torch.randn(batch, config.model.z_dim, device=device))
+
+def build(case: str, variant: dict, device: torch.device, steps: int):
+    preset, batch, settings = parse_case(case)
+    config = cfg.validate(cfg.override(cfg.load_preset(preset), {**settings, "batch_size": batch, "seed": 0}))
+    config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
+    rng = np.random.default_rng(0)
+    count = batch * (steps + 1)
+    images = rng.integers(0, 256, (count, config.model.resolution, config.model.resolution, 3), dtype=np.uint8)
+    attributes = len(attribute_names(config.model.attributes))
+    labels = rng.integers(0, 2, (count, attributes)).astype(np.float32) if attributes else None
+    setup = set_up(config, device, images, labels)
+
+    def one_step(real, real_labels):
+        return setup.step(real, torch.randn(batch, config.model.z_dim, device=device), real_labels)
 
     return config, setup.fast, setup.generator, setup.loader, one_step
 
 
-def time_training(preset: str, batch: int, name: str, device: torch.device, seconds: float, warmup: int) -> dict:
+def time_training(case: str, name: str, device: torch.device, seconds: float, warmup: int) -> dict:
     """Warm up, then time as many steps as fit in about ``seconds`` (at least 3)."""
-    config, plan, g, loader, one_step = build(preset, batch, VARIANTS[name], device, 0)
-    real, _ = next(loader.epoch(0))  # one batch, reused: the loader is benchmarked on its own
+    config, plan, g, loader, one_step = build(case, VARIANTS[name], device, 0)
+    batch = next(loader.epoch(0))  # one batch, reused: the loader is benchmarked on its own
     started = time.perf_counter()
     for _ in range(warmup):  # compilation, cuDNN autotuning, CUDA graph capture happen here
-        one_step(real)
+        one_step(*batch)
     sync(device)
     warm_s = time.perf_counter() - started
     started = time.perf_counter()
-    one_step(real)
+    one_step(*batch)
     sync(device)
     steps = max(3, round(seconds / (time.perf_counter() - started)))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(steps):
-        figures = one_step(real)
+        figures = one_step(*batch)
     sync(device)
     seconds = time.perf_counter() - started
     assert all(torch.isfinite(v).all() for v in figures.values())
@@ -91,21 +105,27 @@ def time_training(preset: str, batch: int, name: str, device: torch.device, seco
                                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20}
 
 
-def count_flops(preset: str, batch: int, device: torch.device) -> float:
+def count_flops(case: str, device: torch.device) -> float:
     """FLOPs of one eager training step, per image."""
-    _, _, _, loader, one_step = build(preset, batch, VARIANTS["eager"], device, 1)
-    real, _ = next(loader.epoch(0))
+    _, _, _, loader, one_step = build(case, VARIANTS["eager"], device, 1)
+    batch = next(loader.epoch(0))
     with FlopCounterMode(display=False) as counter:
-        one_step(real)
-    return counter.get_total_flops() / batch
+        one_step(*batch)
+    return counter.get_total_flops() / len(batch[0])
 
 
 def time_generation(preset: str, device: torch.device, batch: int = 64, repeats: int = 3) -> dict:
     config = cfg.load_preset(preset)
     torch.manual_seed(0)
-    g, _ = models.build(config.model)
-    g.to(device).eval()
+    generator, _ = models.build(config.model)
+    generator.to(device).eval()
     z = torch.randn(batch, config.model.z_dim, device=device)
+    attributes = len(attribute_names(config.model.attributes))
+    y = torch.randint(0, 2, (batch, attributes), device=device).float() if attributes else None
+
+    def g(z):
+        return generator(z, None if y is None else y[: len(z)])
+
     with torch.no_grad():
         g(z[:1]), g(z)
         sync(device)
@@ -144,11 +164,11 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     rows = []
     for case in cases:
-        preset, batch = case.split(":")[0], int(case.split(":")[1])
-        flops = count_flops(preset, batch, device)
+        preset, batch, _ = parse_case(case)
+        flops = count_flops(case, device)
         for variant in variants:
             try:
-                measured = time_training(preset, batch, variant, device, seconds, warmup)
+                measured = time_training(case, variant, device, seconds, warmup)
             except Exception as e:  # a variant that cannot run here is reported, not fatal
                 row = {"bench": "train_speed", "device": name, "case": case, "variant": variant,
                        "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
@@ -168,11 +188,12 @@ def main() -> None:
     for preset in sorted({c.split(":")[0] for c in cases}):
         row = {"bench": "generate_speed", "device": name, "preset": preset, **time_generation(preset, device)}
         print(json.dumps(row), flush=True)
-    print(f"\n{'case':<15}{'variant':<15}{'img/s':>10}{'ms/step':>10}{'GFLOP/img':>11}{'TFLOP/s':>9}{'vs eager':>9}")
+    width = max([15] + [len(r["case"]) + 2 for r in rows])
+    print(f"\n{'case':<{width}}{'variant':<15}{'img/s':>10}{'ms/step':>10}{'GFLOP/img':>11}{'TFLOP/s':>9}{'vs eager':>9}")
     for row in rows:
         base = next((r for r in rows if r["case"] == row["case"] and r["variant"] == "eager"), None)
         ratio = f"{row['images_per_s'] / base['images_per_s']:.2f}x" if base else ""
-        print(f"{row['case']:<15}{row['variant']:<15}{row['images_per_s']:>10.1f}{row['ms_per_step']:>10.1f}"
+        print(f"{row['case']:<{width}}{row['variant']:<15}{row['images_per_s']:>10.1f}{row['ms_per_step']:>10.1f}"
               f"{row['gflop_per_image']:>11.2f}{row['tflop_per_s']:>9.3f}{ratio:>9}")
 
 
