@@ -164,7 +164,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     rows = []
     for case in cases:
-        preset, batch, _ = parse_case(case)
+        _, batch, _ = parse_case(case)
         flops = count_flops(case, device)
         for variant in variants:
             try:
@@ -185,7 +185,7 @@ def main() -> None:
                    "warmup_s": round(measured["warmup_s"], 2), "peak_memory_mb": round(measured["peak_memory_mb"], 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    for preset in sorted({c.split(":")[0] for c in cases}):
+    for preset in sorted({parse_case(c)[0] for c in cases}):
         row = {"bench": "generate_speed", "device": name, "preset": preset, **time_generation(preset, device)}
         print(json.dumps(row), flush=True)
     width = max([15] + [len(r["case"]) + 2 for r in rows])

@@ -87,9 +87,12 @@ class Objective:
         """D's logits of ``images`` as D is shown them (augmented), and, when the attribute
         loss is on and ``read`` is asked, its head's attribute logits of the images as they
         are (else None). Call it inside the step's autocast."""
-        logits = discriminator(self.view(images), labels).float()
         if self.attribute_loss == 0 or not read:
-            return logits, None
+            return discriminator(self.view(images), labels).float(), None
+        if not self.augment:  # D is shown the images as they are: one pass gives both
+            logits, attributes = discriminator(images, labels, attributes=True)
+            return logits.float(), attributes.float()
+        logits = discriminator(self.view(images), labels).float()
         return logits, discriminator(images, labels, attributes=True)[1].float()
 
     def judge_real(self, discriminator: nn.Module, real: torch.Tensor, step: int,
