@@ -78,8 +78,8 @@ def test_running_train_again_resumes_and_can_extend(capsys, tmp_path):
     "argv, message",
     [
         (["train", "--preset", "nope"], "unknown preset 'nope'"),
-        (["train", "--epochs", "-1"], "train.epochs must not be negative"),
-        (["train", "--batch-size", "0"], "train.batch_size must be at least 1"),
+        (["train", "--epochs", "-1"], "train.epochs must be between 0 and 1,000,000, not -1"),
+        (["train", "--batch-size", "0"], "train.batch_size must be between 1 and 65,536, not 0"),
         (["train", "--epochs", "ten"], "train.epochs: 'ten' is not a valid int"),
         (["train", "--resume"], "nothing to resume"),
         (["train", "--preset", "thesis128", "--config", "x.toml"], "not both"),
@@ -178,7 +178,8 @@ def _ctrl_c_as_usual() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, signum, code, word):
     run = tmp_path / "run"
     # 512 images: 32 steps an epoch, so a parent slow to notice (a busy machine) finds a
     # few epochs done, not hundreds of grids for the interrupted run's progress.gif
@@ -188,10 +189,10 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(r["step"] > 32 for r in RunDir(run).read_metrics()):
         time.sleep(0.05)  # until a row past the first epoch's 32 steps is logged (every 2 steps)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert "interrupted; a checkpoint was saved" in err and "Traceback" not in err
+    assert process.returncode == code
+    assert f"facegan: {word}; checkpoint" in err and "holds every step taken" in err and "Traceback" not in err
     state = checkpoint.load(checkpoint.latest(run / "checkpoints"))
     assert state["step"] > 32  # the interrupt's own checkpoint, past the first epoch's
     assert run_resumes(run, state["epoch"] + 1)

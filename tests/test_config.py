@@ -1,3 +1,4 @@
+import dataclasses
 import pytest
 import torch
 
@@ -61,9 +62,12 @@ def test_a_file_needs_only_the_fields_it_changes(tmp_path):
         ("[train]\nepoch = 3\n", "unknown setting train.epoch"),
         ("[training]\nepochs = 3\n", r"unknown section \[training\]"),
         ("[train]\nepochs = 'many'\n", "train.epochs: 'many' is not a valid int"),
-        ("[train]\nepochs = -1\n", "train.epochs must not be negative"),
-        ("[train]\nbatch_size = 0\n", "train.batch_size must be at least 1"),
+        ("[train]\nepochs = -1\n", "train.epochs must be between 0 and 1,000,000, not -1"),
+        ("[train]\nbatch_size = 0\n", "train.batch_size must be between 1 and 65,536, not 0"),
         ("[model]\nresolution = 100\n", "model.resolution must be a power of two"),
+        ("[model]\nresolution = 1048576\n", "model.resolution must be between 8 and 1,024, not 1,048,576"),
+        ("[train]\ng_lr = nan\n", "train.g_lr must be between"),
+        ("[train]\nseed = -1\n", "train.seed must be between 0 and"),
         ("[train\n", "not valid TOML"),
     ],
 )
@@ -85,3 +89,16 @@ def test_overrides_convert_strings_and_refuse_unknown_names():
 def test_model_differences_name_each_field():
     a, b = cfg.ModelConfig(), cfg.ModelConfig(resolution=32, g_width=8)
     assert cfg.model_differences(a, b) == ["resolution: 64 != 32", "g_width: 64 != 8"]
+
+
+def test_every_numeric_setting_has_a_range_that_validation_enforces():
+    for section, cls in cfg.SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            if f.type not in ("int", "float"):
+                continue
+            low, high = f.metadata["between"]
+            assert low <= f.default <= high, f.name
+            step = 1 if f.type == "int" else max(abs(high) * 1e-3, 1e-6)
+            for outside in (low - step, high + step):
+                with pytest.raises(FaceganError, match=rf"{section}\.{f.name} must be between"):
+                    cfg.check_ranges(cfg.override(cfg.Config(), {f.name: outside}))

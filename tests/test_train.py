@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from PIL import Image
 from facegan import config as cfg
 from facegan.errors import FaceganError
 from facegan.train import checkpoint
-from facegan.train.run import RunDir, plan
+from facegan.train.run import RunDir, RunPlan, plan
 from facegan.train.trainer import Observer, train
 from tests.conftest import tiny_config, tiny_plan
 
@@ -44,23 +46,68 @@ def test_resume_is_exact_two_plus_two_epochs_equal_four(tmp_path, preset):
     assert [r["step"] for r in rows] == [2, 4, 6, 8, 10, 12, 14, 16]
 
 
-class StopAt(Observer):
-    def __init__(self, step):
-        self.step = step
+class SignalAt(Observer):
+    """Sends this process ``signals`` while step ``step`` runs: from inside D's forward pass,
+    between D's update and G's (the thesis step runs D twice per step), as a real signal would."""
+
+    def __init__(self, step, setup_hook, *signals):
+        self.step, self.signals, self.setup_hook = step, list(signals), setup_hook
+        self.notes = []
 
     def on_step(self, step):
-        if step == self.step:
-            raise KeyboardInterrupt
+        if step == self.step - 1:
+            self.setup_hook(self)
+
+    def on_note(self, message):
+        self.notes.append(message)
 
 
-def test_interrupt_mid_epoch_saves_a_checkpoint_and_resumes_exactly(tmp_path):
+def signal_inside_the_next_step(monkeypatch):
+    """Patch the trainer's step so that, once armed, the next call sends its signals midway."""
+    from facegan.train import trainer
+
+    armed = []
+    original = trainer.TrainingSetup.step
+
+    def step(self, real, z, labels=None):
+        if armed:
+            observer = armed.pop()
+            def send(*_):
+                while observer.signals:  # at D's first forward pass only
+                    os.kill(os.getpid(), observer.signals.pop(0))
+
+            handle = self.discriminator.register_forward_hook(send)
+            try:
+                return original(self, real, z, labels)
+            finally:
+                handle.remove()
+        return original(self, real, z, labels)
+
+    monkeypatch.setattr(trainer.TrainingSetup, "step", step)
+    return armed.append
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_step_stops_after_it_with_whole_steps_and_resumes_exactly(tmp_path, monkeypatch, signum):
     train(tiny_plan(tmp_path / "straight", epochs=3))
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_plan(tmp_path / "cut", epochs=3), StopAt(5))  # 4 steps an epoch: inside epoch 2
+    arm = signal_inside_the_next_step(monkeypatch)
+    summary = train(tiny_plan(tmp_path / "cut", epochs=3), SignalAt(6, arm, signum))  # 4 steps an epoch
+    assert summary["reason"] == {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[signum]
     state = final_state(tmp_path / "cut")
-    assert (state["step"], state["epoch"], state["position"]) == (5, 1, 1)
+    assert (state["step"], state["epoch"], state["position"]) == (6, 1, 2)
+    assert signal.getsignal(signum) is not None and signal.getsignal(signum) == {
+        signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}[signum]  # handlers put back
     train(plan(tmp_path / "cut", resume=True))
     assert_same_training_state(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
+
+
+def test_a_second_signal_aborts_at_once_keeping_the_last_checkpoint(tmp_path, monkeypatch):
+    arm = signal_inside_the_next_step(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_plan(tmp_path / "cut", epochs=3), SignalAt(6, arm, signal.SIGINT, signal.SIGINT))
+    state = final_state(tmp_path / "cut")
+    assert (state["step"], state["epoch"], state["position"]) == (4, 1, 0)  # the epoch's; step 6 never finished
+    assert not list((tmp_path / "cut" / "checkpoints").glob(".*partial"))
 
 
 def test_a_run_directory_holds_config_samples_metrics_and_pictures(run_dir):
@@ -99,9 +146,28 @@ def test_resuming_with_a_different_model_names_the_fields(run_dir):
 def test_a_checkpoint_of_another_model_is_refused_on_resume(run_dir):
     train(tiny_plan(run_dir, epochs=1))
     run = RunDir(run_dir)
-    cfg.save_file(tiny_config(epochs=2, g_width=4), run.config_path)  # config edited by hand
+    mismatched = RunPlan(tiny_config(epochs=2, g_width=4), run, run.latest_checkpoint())
     with pytest.raises(FaceganError, match="is of a different model.*g_width: 8 != 4"):
-        train(plan(run_dir))
+        train(mismatched)
+
+
+@pytest.mark.parametrize("damage", ["empty", "other model", "missing"])
+def test_resume_trusts_the_checkpoint_not_config_toml(run_dir, damage):
+    """config.toml is a copy for people: emptied by a kill, edited or deleted, the run
+    resumes with the settings saved in its checkpoint, says so, and rewrites it."""
+    train(tiny_plan(run_dir, epochs=1, batch_size=8, g_lr=3e-4))
+    run = RunDir(run_dir)
+    if damage == "empty":
+        run.config_path.write_text("")
+    elif damage == "other model":
+        cfg.save_file(tiny_config(epochs=2, g_width=4), run.config_path)
+    else:
+        run.config_path.unlink()
+    resumed = plan(run_dir, overrides={"epochs": 2})
+    assert resumed.config == tiny_config(epochs=2, batch_size=8, g_lr=3e-4)
+    assert len(resumed.notes) == 1 and "settings saved in step-00000008.pt" in resumed.notes[0]
+    train(resumed)
+    assert cfg.load_file(run.config_path) == resumed.config
 
 
 def test_resume_without_checkpoint_is_refused(run_dir):
@@ -128,3 +194,101 @@ def test_step_limit_stops_mid_epoch_and_the_run_resumes_exactly(tmp_path):
     assert (final_state(tmp_path / "cut")["epoch"], final_state(tmp_path / "cut")["position"]) == (1, 2)
     train(plan(tmp_path / "cut", overrides={"max_steps": 0}))
     assert_same_training_state(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
+
+
+class Deadline:
+    """Fail (instead of hanging) when the body runs longer than ``seconds``."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def expired(*_):
+            raise TimeoutError(f"still running after {self.seconds} s")
+
+        self.previous = signal.signal(signal.SIGALRM, expired)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+@pytest.mark.parametrize("change", [{"batch_size": 32}, {"synthetic_count": 32}])
+def test_resuming_into_a_smaller_epoch_moves_on_instead_of_looping(run_dir, change):
+    """Stopped 3 batches into a 4-batch epoch, resumed where an epoch has fewer batches: the
+    cut epoch counts as done (with a note) and training goes on to its step limit."""
+    train(tiny_plan(run_dir, epochs=100, max_steps=3))
+    observer = SignalAt(0, None)
+    with Deadline(60):
+        summary = train(plan(run_dir, overrides={"max_steps": 6, **change}), observer)
+    assert (summary["reason"], summary["step"]) == ("step limit", 6)
+    assert any("counts as done" in note for note in observer.notes)
+    assert final_state(run_dir)["epoch"] >= 2
+
+
+def test_a_run_being_trained_is_locked_and_a_dead_holders_lock_is_taken_over(run_dir):
+    run = RunDir(run_dir)
+    run.create()
+    with run.lock():
+        with pytest.raises(FaceganError, match=rf"being trained by another facegan process \(pid {os.getpid()} "):
+            train(tiny_plan(run_dir, epochs=1))
+    (run.root / ".lock").write_text("pid 999999 on elsewhere since 2026-01-01 00:00:00\n")  # left by a kill -9
+    observer = SignalAt(0, None)
+    train(tiny_plan(run_dir, epochs=1), observer)
+    assert observer.notes == [f"took over the lock of {run.root} left by pid 999999 on elsewhere since "
+                              "2026-01-01 00:00:00, which is no longer running"]
+    assert (run.root / ".lock").read_text() == ""  # released in order
+
+
+def test_a_restart_before_the_first_checkpoint_logs_each_row_once(run_dir):
+    run = RunDir(run_dir)
+    run.create()
+    run.metrics_path.write_text('{"step": 2, "loss_d": 9}\n{"step": 4, "loss_d": 9}\n{"step": 6, "lo')  # killed start
+    train(tiny_plan(run_dir, epochs=1))
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows] == [2, 4] and all(r["loss_d"] != 9 for r in rows)
+    assert len(run.metrics_path.read_text().splitlines()) == 2
+
+
+def test_a_stop_inside_an_epoch_names_its_grid_by_step(run_dir):
+    train(tiny_plan(run_dir, epochs=3, max_steps=6))
+    run = RunDir(run_dir)
+    assert sorted(p.name for p in run.samples.iterdir()) == ["epoch-0001.png", "step-00000006.png"]
+    train(plan(run_dir, overrides={"max_steps": 0}))
+    assert sorted(p.name for p in run.samples.iterdir()) == [
+        "epoch-0001.png", "epoch-0002.png", "epoch-0003.png", "step-00000006.png"]
+    assert Image.open(run.progress_gif).n_frames == 3  # epochs only
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path):
+    with pytest.raises(FaceganError, match="fewer than one batch"):
+        train(tiny_plan(tmp_path / "new", synthetic_count=8, batch_size=16))
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is left alone
+    with pytest.raises(FaceganError):
+        train(tiny_plan(tmp_path / "mine", synthetic_count=8, batch_size=16))
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_checkpoints_every_n_steps_keep_only_the_newest_between_epochs(tmp_path):
+    """checkpoint_every saves inside epochs (atomically, like every checkpoint); each such
+    checkpoint lasts until the next one, while epoch ends keep theirs."""
+    train(tiny_plan(tmp_path / "straight", epochs=2, synthetic_count=96))  # 6 steps an epoch
+    run = RunDir(tmp_path / "cut")
+    summary = train(tiny_plan(run.root, epochs=2, synthetic_count=96, checkpoint_every=4, max_steps=9))
+    assert summary["step"] == 9
+    assert [p.name for p in checkpoint.listing(run.checkpoints)] == ["step-00000006.pt", "step-00000009.pt"]
+    train(tiny_plan(tmp_path / "every", epochs=2, synthetic_count=96, checkpoint_every=4))
+    assert [p.name for p in checkpoint.listing(RunDir(tmp_path / "every").checkpoints)] == [
+        "step-00000006.pt", "step-00000012.pt"]  # 4 and 8 went when the next was saved
+    train(plan(run.root, overrides={"max_steps": 0}))
+    assert_same_training_state(final_state(tmp_path / "straight"), final_state(run.root))
+
+
+def test_the_progress_animation_samples_long_runs_evenly():
+    from facegan.train.report import evenly
+
+    assert evenly([1, 2, 3], 60) == [1, 2, 3]
+    picked = evenly(list(range(1000)), 60)
+    assert len(picked) == 60 and picked[0] == 0 and picked[-1] == 999 and picked == sorted(set(picked))

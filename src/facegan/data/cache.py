@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from facegan import files
 from facegan.errors import FaceganError
 
 MANIFEST = "manifest.json"
@@ -68,20 +69,11 @@ def cache_root() -> Path:
 
 
 def write_array(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    files.atomic_write(path, lambda f: np.save(f, array))
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    temporary = folder / (MANIFEST + ".partial")
-    temporary.write_text(json.dumps(manifest, indent=1))
-    with open(temporary, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(temporary, folder / MANIFEST)
+    files.write_text(folder / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:

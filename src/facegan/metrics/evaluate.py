@@ -8,7 +8,6 @@ folder is read-only).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facegan import models, sample
+from facegan import files, models, sample
 from facegan.conditions import Conditions
 from facegan.config import EvalConfig
 from facegan.data.cache import Cache, cache_root, open_cache
@@ -54,11 +53,9 @@ def reference_features(images: np.ndarray, n: int, inception: Inception, seed: i
     for place in places:
         try:
             place.parent.mkdir(parents=True, exist_ok=True)
-            temporary = place.with_name(place.name + ".partial.npy")
-            np.save(temporary, features)
-            os.replace(temporary, place)
+            files.atomic_write(place, lambda f: np.save(f, features))
             break
-        except OSError:
+        except (OSError, FaceganError):
             continue
     return features, False
 

@@ -5,6 +5,7 @@ unconditional one and a (N, attributes) 0/1 tensor for a conditional one."""
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
+from facegan.errors import FaceganError
 from facegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from facegan.models.thesis import ThesisDiscriminator, ThesisGenerator
 
@@ -77,6 +79,24 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
             yield module
     finally:
         module.train(was_training)
+
+
+def check_fits(model: ModelConfig, attribute_head: bool, average: bool, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model whose weights, gradients and Adam
+    moments alone (with the generator's average, if kept) exceed the device's memory."""
+    with torch.device("meta"):
+        generator, discriminator = build(model, attribute_head)
+    g, d = parameter_count(generator), parameter_count(discriminator)
+    needed = 4 * (4 * (g + d) + (g if average else 0))  # fp32: weights, gradients, two moments
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise FaceganError(
+            f"the model is too big for this machine: {g:,} + {d:,} parameters need {needed / 2**30:,.1f} GiB for "
+            f"weights, gradients and Adam's moments alone, and the {device.type} has {available / 2**30:,.1f} GiB; "
+            "lower model.resolution, g_width or d_width")
 
 
 def parameter_count(module: nn.Module) -> int:

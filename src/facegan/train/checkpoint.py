@@ -1,16 +1,14 @@
 """Checkpoints: written atomically, loaded without running code, found by step.
 
 A checkpoint is a dict of tensors and plain values (no pickled classes), saved as
-``checkpoints/step-00001234.pt``. It is first written to a temporary file in the same
-folder, flushed to disk, then renamed over its final name, so a crash at any moment
-leaves either the old set of checkpoints or the new one, never a half-written file
-under a real name. Loading uses ``torch.load(weights_only=True)``, which refuses any
+``checkpoints/step-00001234.pt``, through ``facegan.files.atomic_write``: a crash or a
+full disk at any moment leaves either the old set of checkpoints or the new one, never
+a half-written file under a real name. Loading uses ``torch.load(weights_only=True)``, which refuses any
 pickle that would construct arbitrary objects or call functions.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import zipfile
@@ -19,6 +17,7 @@ from typing import Any
 
 import torch
 
+from facegan import files
 from facegan.errors import FaceganError
 
 FORMAT = "facegan-checkpoint"
@@ -31,20 +30,9 @@ def name_for(step: int) -> str:
 
 
 def save(payload: dict[str, Any], path: Path) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
+    """Write ``payload`` to ``path`` atomically."""
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    with open(temporary, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    files.atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -52,6 +40,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     path = Path(path)
     if not path.is_file():
         raise FaceganError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # every checkpoint torch writes is a zip archive
+        raise FaceganError(f"checkpoint {path} is truncated or corrupt, or not a checkpoint at all "
+                           "(it is not the zip archive PyTorch writes)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -81,7 +72,7 @@ def latest(folder: Path) -> Path | None:
 
 def prune(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints (keep=0 keeps all) and stale temporaries."""
-    for stale in folder.glob(".step-*.pt.partial"):
+    for stale in folder.glob(f".step-*{files.PARTIAL}"):
         stale.unlink(missing_ok=True)
     if keep > 0:
         for old in listing(folder)[:-keep]:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from facegan import files
 from facegan import images as imaging
 
 COLOURS = {"loss_d": (214, 69, 65), "loss_g": (52, 101, 164), "d_real": (78, 154, 6), "d_fake": (204, 121, 0),
@@ -16,14 +17,27 @@ LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(real)", "d_f
           "fid": "FID (evaluations during training)"}
 
 
-def write(run) -> None:
-    """Refresh both pictures of a run directory from what it holds now."""
+GIF_FRAMES = 60  # at most: a long run's animation samples its epochs evenly, so it costs the same to make
+
+
+def write(run, last_grid: Path | None = None) -> None:
+    """Refresh both pictures of a run directory from what it holds now; ``last_grid``
+    (the grid where training stopped inside an epoch) ends the animation."""
     rows = run.read_metrics()
     if rows:
         plot(rows, run.losses_plot)
     frames = run.sample_paths()
+    if last_grid is not None and last_grid not in frames:
+        frames.append(last_grid)
     if frames:
-        imaging.save_gif(frames, run.progress_gif)
+        imaging.save_gif(evenly(frames, GIF_FRAMES), run.progress_gif)
+
+
+def evenly(items: Sequence[Any], count: int) -> list[Any]:
+    """At most ``count`` of ``items``, evenly spaced, the first and the last always among them."""
+    if len(items) <= count:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -89,4 +103,4 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     if with_fid:
         _panel(draw, (70, 680, width - 30, 880), rows, ["fid"], "FID against training images (lower is better)", font)
     draw.text((width // 2, height - 6), "training step", fill=(30, 30, 30), font=font, anchor="ms")
-    image.save(path)
+    files.atomic_write(path, lambda f: image.save(f, format="PNG"))

@@ -5,19 +5,30 @@
       checkpoints/step-*.pt    see facegan.train.checkpoint
       checkpoints/best.pt      the checkpoint of the lowest FID so far (with eval.eval_every)
       samples/epoch-0001.png   a grid from the same fixed latents every epoch
+      samples/step-00000123.png  the same grid where training stopped inside an epoch
       metrics.jsonl            one JSON object per log interval, and one per evaluation
       eval-reference-*.npy     Inception features of the training images evaluations compare with
       progress.gif, losses.png
+      .lock                    held by the one process training the run (see RunLock)
+
+Every file is written whole and atomically (facegan.files) except metrics.jsonl, which
+is appended to; a torn last line is ignored when read and trimmed at the next start.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
-from dataclasses import dataclass
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from facegan import config as cfg
+from facegan import files
 from facegan.errors import FaceganError
 from facegan.train import checkpoint
 
@@ -50,8 +61,23 @@ class RunDir:
     def sample_path(self, epoch: int) -> Path:
         return self.samples / f"epoch-{epoch:04d}.png"
 
+    def stop_sample_path(self, step: int) -> Path:
+        """The grid of a model stopped inside an epoch (its epoch's grid comes when the epoch ends)."""
+        return self.samples / f"step-{step:08d}.png"
+
     def sample_paths(self) -> list[Path]:
+        """The grids of finished epochs, in order."""
         return sorted(self.samples.glob("epoch-*.png"))
+
+    @contextmanager
+    def lock(self) -> Iterator[str | None]:
+        """Hold the run's lock while inside; yields a note when a dead process's lock was taken over."""
+        held = RunLock(self.root / ".lock")
+        note = held.acquire()
+        try:
+            yield note
+        finally:
+            held.release()
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.metrics_path, "a") as f:
@@ -70,18 +96,64 @@ class RunDir:
         return rows
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop rows logged after ``step``: on resume they would be logged again."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        """Drop rows logged after ``step`` (from 0: every row), and any torn line: training
+        from ``step`` on logs them again."""
+        if self.metrics_path.exists():
+            rows = [r for r in self.read_metrics() if r.get("step", 0) <= step and step > 0]
+            files.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so that two processes never train one run.
+
+    The lock is ``flock`` on a lock file holding the holder's pid, host and start time:
+    the kernel releases it when its process dies, however it dies, so a lock is never
+    stuck. A file that still names a holder when the lock is free was left by a process
+    that died without releasing it; taking it over says so.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.descriptor: int | None = None
+
+    def acquire(self) -> str | None:
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise FaceganError(f"cannot write to run directory {self.path.parent}: {files.describe(e)}") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "a process"
+            os.close(descriptor)
+            raise FaceganError(f"{self.path.parent} is being trained by another facegan process ({holder}); wait "
+                               "for it to end or stop it, or train into another --run") from None
+        previous = os.read(descriptor, 200).decode(errors="replace").strip()
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()} since "
+                              f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        self.descriptor = descriptor
+        if previous:
+            return f"took over the lock of {self.path.parent} left by {previous}, which is no longer running"
+        return None
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.ftruncate(self.descriptor, 0)  # an empty file: released in order, not left by a crash
+            os.close(self.descriptor)
+            self.descriptor = None
 
 
 @dataclass
 class RunPlan:
-    """What ``train`` will do: the effective config, and the checkpoint it resumes from."""
+    """What ``train`` will do: the effective config, the checkpoint it resumes from (and
+    its content, once read), and notes worth telling the user."""
 
     config: cfg.Config
     run: RunDir
     resume_from: Path | None
+    resume_state: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def plan(
@@ -93,10 +165,10 @@ def plan(
 ) -> RunPlan:
     """Work out the effective config of a run, new or resumed.
 
-    A run directory that already holds checkpoints is resumed: its own config.toml is
-    the base, and ``overrides`` may change training fields (more epochs, say) but not
-    the model. ``resume=True`` insists on that. Otherwise the base is the preset or
-    config file, then ``overrides``.
+    A run directory that already holds checkpoints is resumed: the config saved in its
+    latest checkpoint is the base (config.toml is a copy for people), and ``overrides``
+    may change training fields (more epochs, say) but not the model. ``resume=True``
+    insists on that. Otherwise the base is the preset or config file, then ``overrides``.
     """
     run = RunDir(run_dir)
     overrides = overrides or {}
@@ -109,9 +181,15 @@ def plan(
         base = cfg.load_file(config_file) if config_file else cfg.load_preset(preset or "thesis128")
         return RunPlan(cfg.validate(cfg.override(base, overrides)), run, None)
 
-    base = cfg.load_file(run.config_path) if run.config_path.exists() else None
-    if base is None:
-        raise FaceganError(f"{run.root} has checkpoints but no config.toml; cannot resume")
+    state = checkpoint.load(latest)
+    base = cfg.validate(cfg.from_dict(state["config"], str(latest)))
+    notes = []
+    try:
+        if cfg.load_file(run.config_path) != base:
+            notes.append(f"{run.config_path} differs from the settings saved in {latest.name}; resuming with the "
+                         "checkpoint's (change training settings with flags; config.toml is rewritten to match)")
+    except FaceganError as e:
+        notes.append(f"{e}; resuming with the settings saved in {latest.name}")
     wanted = cfg.load_file(config_file) if config_file else cfg.load_preset(preset) if preset else base
     differences = cfg.model_differences(base.model, wanted.model)
     config = cfg.validate(cfg.override(base, overrides))
@@ -121,4 +199,4 @@ def plan(
             f"cannot resume {run.root} with a different model ({'; '.join(differences)}); "
             "start a new run directory instead"
         )
-    return RunPlan(config, run, latest)
+    return RunPlan(config, run, latest, state, notes)

@@ -41,7 +41,9 @@ class SpeedPlan:
     def describe(self) -> str:
         on = [name for name in ("channels_last", "compile", "cuda_graphs", "fused_adam", "tf32", "data_on_device")
               if getattr(self, name)]
-        return f"{'bf16' if self.bf16 else 'fp32'}" + (f" + {', '.join(on)}" if on else "")
+        threads = torch.get_num_threads()
+        return (f"{'bf16' if self.bf16 else 'fp32'}" + (f" + {', '.join(on)}" if on else "")
+                + f", {threads} CPU thread{'s' if threads != 1 else ''}")
 
 
 def _switch(value: str, auto: bool) -> bool:

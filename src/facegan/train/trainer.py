@@ -5,11 +5,14 @@ progress bar from it) and writes everything else into the run directory.
 
 Resuming is exact: the data order of an epoch depends only on (seed, epoch), a
 checkpoint records how many batches of the current epoch were done, and the global
-random state (latents, dropout, flips) is saved and restored with the weights.
+random state (latents, dropout, flips) is saved and restored with the weights. A
+checkpoint only ever holds whole steps: signals ask the loop to stop between steps
+(facegan.train.stopping).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,9 @@ from facegan.train import checkpoint, report, speed
 from facegan.train.run import RunPlan
 from facegan.train.ema import MovingAverage
 from facegan.train.steps import STEPS, Objective
+from facegan.train.stopping import StopRequest
+
+STOPPED_BY = {"SIGINT": "interrupted", "SIGTERM": "terminated"}  # the summary's reason for each signal
 
 
 class Observer:
@@ -42,6 +48,8 @@ class Observer:
     def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None: ...
     def on_evaluating(self, done: int, total: int) -> None: ...
     def on_eval(self, record: dict[str, Any]) -> None: ...
+    def on_note(self, message: str) -> None: ...
+    def on_signal(self, name: str, aborting: bool, last_checkpoint: Path | None) -> None: ...
     def on_end(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -148,20 +156,40 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
 def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None,
           labels: np.ndarray | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by ``plan``; returns a summary. ``images`` (and,
-    for a conditional model, their ``labels``) replace the configured data set."""
+    for a conditional model, their ``labels``) replace the configured data set.
+
+    The run directory is locked while training. A run that fails before its first
+    checkpoint removes the directory it made, so a failed start leaves nothing behind.
+    """
     observer = observer or Observer()
+    run = plan.run
+    created = not run.root.exists()
+    run.create()
+    with run.lock() as note:
+        if note:
+            observer.on_note(note)
+        try:
+            return _train(plan, observer, images, labels)
+        except BaseException:
+            if created and run.latest_checkpoint() is None:
+                shutil.rmtree(run.root, ignore_errors=True)
+            raise
+
+
+def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels: np.ndarray | None) -> dict[str, Any]:
     config, run = plan.config, plan.run
     m, t = config.model, config.train
-    run.create()
     device = resolve_device(t.device)
-    state = None
-    if plan.resume_from is not None:  # checked before anything slow, and before config.toml changes
-        state = checkpoint.load(plan.resume_from, map_location=device)
+    for note in plan.notes:
+        observer.on_note(note)
+    state = plan.resume_state
+    if plan.resume_from is not None:  # checked before anything slow
+        state = state or checkpoint.load(plan.resume_from)
         saved_model = cfg.from_dict(state["config"], str(plan.resume_from)).model
         differences = cfg.model_differences(saved_model, m)
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
-    cfg.save_file(config, run.config_path)
+    models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, device)
     names = attribute_names(m.attributes)
     if images is None:
         images, labels, data_line = load_images(config.data, m.resolution, observer.on_prepare, names)
@@ -175,6 +203,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     g_optimizer, d_optimizer, loader = setup.g_optimizer, setup.d_optimizer, setup.loader
     if loader.steps_per_epoch == 0:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
+    cfg.save_file(config, run.config_path)
 
     step = epoch = position = 0
     elapsed = 0.0
@@ -191,18 +220,25 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
-        run.truncate_metrics(step)
+        if position >= loader.steps_per_epoch:  # a smaller epoch now (a bigger batch, fewer images)
+            observer.on_note(f"the checkpoint stopped {position:,} batches into epoch {epoch + 1}, which now has "
+                             f"{loader.steps_per_epoch:,}: epoch {epoch + 1} counts as done")
+            epoch, position = epoch + 1, 0
+    run.truncate_metrics(step)  # rows past the checkpoint (or, new, from a failed start) come again
     latents = sample.latents(t.sample_count, m.z_dim, t.seed).to(device)  # every epoch's grid: the same faces
     grid_labels = None if conditions is None else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(device)
     evaluator = (DuringTraining(config.eval, images, run.root, t.seed, device, conditions)
                  if config.eval.eval_every else None)
     best_fid = min((r["fid"] for r in run.read_metrics() if "fid" in r), default=float("inf"))
+    session_start = time.perf_counter()
+    saved = plan.resume_from  # the newest checkpoint
+    rolling: Path | None = None  # the newest checkpoint saved because one was due, if kept only until the next
+    last_saved_at = session_start
 
-    def save_checkpoint(path: Path | None = None) -> Path:
+    def write_state(path: Path) -> Path:
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        path = path or run.checkpoints / checkpoint.name_for(step)
         checkpoint.save(
             {
                 "config": config.to_dict(),
@@ -220,8 +256,24 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             },
             path,
         )
-        checkpoint.prune(run.checkpoints, t.keep_checkpoints)
         return path
+
+    def save_checkpoint(due: bool = False) -> Path:
+        """Save the state after ``step``; one saved only because it was ``due`` is kept
+        only until the next checkpoint."""
+        nonlocal saved, rolling, last_saved_at
+        path = write_state(run.checkpoints / checkpoint.name_for(step))
+        if rolling is not None and rolling != path:
+            rolling.unlink(missing_ok=True)
+        rolling = path if due else None
+        checkpoint.prune(run.checkpoints, t.keep_checkpoints)
+        saved, last_saved_at = path, time.perf_counter()
+        return path
+
+    def checkpoint_due() -> bool:
+        if t.checkpoint_every and step % t.checkpoint_every == 0:
+            return True
+        return bool(t.checkpoint_minutes) and time.perf_counter() - last_saved_at >= t.checkpoint_minutes * 60
 
     running = _Running()
 
@@ -234,7 +286,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
                   "eval_seconds": round(time.perf_counter() - started, 2)}
         if figures["fid"] < best_fid:
             best_fid = figures["fid"]
-            record["best"] = str(save_checkpoint(run.best_checkpoint))
+            record["best"] = str(write_state(run.best_checkpoint))
         if figures["diversity"] < config.eval.collapse_alarm:
             record["warning"] = (
                 f"possible mode collapse: sample diversity is {figures['diversity']:.2f} of the real data's, below "
@@ -251,7 +303,6 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         run.append_metrics(record)
         observer.on_log(record)
 
-    session_start = time.perf_counter()
     observer.on_start(
         {
             "run": str(run.root),
@@ -268,51 +319,60 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
             "discriminator_parameters": models.parameter_count(discriminator),
         }
     )
-    def limit_reached() -> str | None:
-        if t.max_steps and step >= t.max_steps:
-            return "step limit"
-        if t.time_limit and time.perf_counter() - session_start >= t.time_limit * 60:
-            return "time limit"
-        return None
 
-    reason = limit_reached() or "finished"
-    saved = plan.resume_from
-    try:
-        while epoch < t.epochs and reason == "finished":
-            for real, real_labels in loader.epoch(epoch, position):
-                running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device), real_labels))
-                step += 1
-                position += 1
-                observer.on_step(step)
-                if step % t.log_every == 0:
+    def on_signal(name: str, aborting: bool) -> None:
+        observer.on_signal(name, aborting, saved)
+
+    with StopRequest(on_signal) as stop:
+
+        def stop_reason() -> str | None:
+            """Why training should stop after the step just taken, if it should."""
+            if stop.signal_name:
+                return STOPPED_BY[stop.signal_name]
+            if t.max_steps and step >= t.max_steps:
+                return "step limit"
+            if t.time_limit and time.perf_counter() - session_start >= t.time_limit * 60:
+                return "time limit"
+            return None
+
+        reason = stop_reason() or "finished"
+        last_grid = None
+        try:
+            while epoch < t.epochs and reason == "finished":
+                for real, real_labels in loader.epoch(epoch, position):  # never empty: position < steps_per_epoch
+                    running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device), real_labels))
+                    step += 1
+                    position += 1
+                    observer.on_step(step)
+                    if step % t.log_every == 0:
+                        log()
+                    if why := stop_reason():
+                        reason = why
+                        break
+                    if position < loader.steps_per_epoch and checkpoint_due():
+                        log()
+                        save_checkpoint(due=True)
+                if position == loader.steps_per_epoch:
+                    epoch += 1
+                    position = 0
                     log()
-                if stop := limit_reached():
-                    reason = stop
-                    break
-            if position == loader.steps_per_epoch:
-                epoch += 1
-                position = 0
-                log()
-                grid_path = write_samples(setup.sampler, latents, run.sample_path(epoch), grid_labels)
-                saved = save_checkpoint()
-                observer.on_epoch(epoch, grid_path, saved)
-                if evaluator is not None and epoch % config.eval.eval_every == 0:
-                    evaluate_now()
-            else:  # stopped inside the epoch: its grid shows the model where it stopped
-                log()
-                write_samples(setup.sampler, latents, run.sample_path(epoch + 1), grid_labels)
-                saved = save_checkpoint()
-    except KeyboardInterrupt:
-        log()
-        saved = save_checkpoint()
-        reason = "interrupted"
-        raise
-    finally:
-        report.write(run)
-        summary = {"reason": reason, "step": step, "epoch": epoch, "checkpoint": str(saved) if saved else None,
-                   "seconds": round(time.perf_counter() - session_start, 2)}
-        observer.on_end(summary)
-    return summary
+                    last_grid = write_samples(setup.sampler, latents, run.sample_path(epoch), grid_labels)
+                    save_checkpoint()
+                    observer.on_epoch(epoch, last_grid, saved)
+                    if evaluator is not None and epoch % config.eval.eval_every == 0:
+                        evaluate_now()
+                    if reason == "finished":  # a signal or the time limit during the epoch's end: all is saved
+                        reason = stop_reason() or reason
+                else:  # stopped inside the epoch: a grid of the model where it stopped
+                    log()
+                    last_grid = write_samples(setup.sampler, latents, run.stop_sample_path(step), grid_labels)
+                    save_checkpoint()
+            report.write(run, last_grid)
+        finally:
+            observer.on_end({"reason": reason, "step": step})
+    return {"reason": reason, "step": step, "epoch": epoch, "checkpoint": str(saved) if saved else None,
+            "samples": str(last_grid) if last_grid else None,
+            "seconds": round(time.perf_counter() - session_start, 2)}
 
 
 def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path,
