@@ -161,6 +161,24 @@ def test_a_zip_with_a_path_traversal_member(tmp_path):
     assert not (tmp_path / "evil.jpg").exists()  # nothing is ever extracted
 
 
+def test_a_zip_member_declared_too_large_is_skipped_unread(tmp_path):
+    """A 300 MiB member of zeros packs into 300 kB: it is skipped from its declared size,
+    never inflated into memory."""
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("huge.png", "w") as member:
+            zeros = bytes(2**20)
+            for _ in range(300):
+                member.write(zeros)
+        data = io.BytesIO()
+        photo(1).save(data, format="PNG")
+        z.writestr("fine.png", data.getvalue())
+    assert archive.stat().st_size < 2**20
+    manifest, _ = prepare(archive, tmp_path / "cache", SIZE, workers=1)
+    assert manifest["files"] == ["fine.png"]
+    assert reasons(manifest)["huge.png"] == "too large (300 MiB declared, at most 256 MiB)"
+
+
 def test_an_empty_folder_and_a_missing_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FaceganError, match="no images found"):
@@ -204,6 +222,22 @@ def test_an_interrupted_prepare_never_looks_complete(tmp_path):
         cache.open_cache(tmp_path / "cache")
     manifest, reused = prepare(root, tmp_path / "cache", 16)
     assert not reused and manifest["count"] == 5
+
+
+def test_a_damaged_cache_is_prepared_again_not_reported_up_to_date(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        photo(i).save(root / f"{i}.jpg")
+    first, _ = prepare(root, tmp_path / "cache", SIZE)
+    images = tmp_path / "cache" / "images.npy"
+    images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])  # truncated behind its manifest's back
+    with pytest.raises(FaceganError, match="is damaged"):
+        cache.open_cache(tmp_path / "cache")
+    manifest, reused = prepare(root, tmp_path / "cache", SIZE)
+    assert not reused and "is damaged" in manifest["repaired"]
+    assert np.array_equal(cache.open_cache(tmp_path / "cache").images, np.load(images))
+    assert manifest["count"] == first["count"] == 3
 
 
 def make_celeba(root: Path, count: int = 6) -> list[str]:

@@ -1,5 +1,12 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from facegan.data.synthetic import draw_face, synthetic_faces
 
@@ -30,3 +37,47 @@ def test_faces_vary_and_are_faces_in_the_middle():
     # the centre (a face) differs from the corners (background) in most images
     corner = faces[:, :3, :3].mean(axis=(1, 2))
     assert (np.abs(faces[:, 14:18, 14:18].mean(axis=(1, 2)) - corner).sum(-1) > 30).mean() > 0.8
+
+
+def children_of(pid):
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc")
+@pytest.mark.parametrize("job", [
+    "from facegan.data.synthetic import synthetic_faces; synthetic_faces(200_000, 64, workers=2)",
+    "from facegan.data.prepare import prepare; prepare(r'{photos}', r'{out}', 32, workers=2)",
+])
+def test_killing_the_parent_ends_its_drawing_or_decoding_workers(tmp_path, job):
+    """kill -9 of a process drawing faces or preparing data leaves no worker waiting forever."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(400):
+        Image.fromarray(np.full((64, 64, 3), i % 256, np.uint8)).save(photos / f"{i}.png")
+    code = job.format(photos=photos, out=tmp_path / "cache")
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children_of(process.pid)) < 2:
+        time.sleep(0.05)
+    workers = children_of(process.pid)
+    assert len(workers) >= 2, "the workers never started"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.1)
+    for worker in workers:  # tidy up after a failure, then report it
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)
+    assert not any(alive(w) for w in workers)

@@ -390,6 +390,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     manifest, reused = prepare(args.source, args.out, args.size, args.crop, args.split, args.allow_upscale,
                                args.workers or None, CountReport("decoding"))
     settings = manifest["settings"]
+    if "repaired" in manifest:
+        print(f"facegan: note: the earlier cache in {args.out} was damaged ({manifest['repaired']}); prepared it again",
+              file=sys.stderr)
     if reused:
         print(f"{args.out} is up to date: {manifest['count']:,} images of {settings['size']}x{settings['size']} "
               f"from {manifest['source']} (nothing to do)")

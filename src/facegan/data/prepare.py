@@ -21,6 +21,7 @@ import numpy as np
 from facegan.data import cache
 from facegan.data.decode import MAX_PIXELS, Crop, Unusable, decode
 from facegan.data.sources import Item, open_source
+from facegan.data.workers import follow_parent
 from facegan.errors import FaceganError
 
 Progress = Callable[[int, int], None]
@@ -28,7 +29,10 @@ Progress = Callable[[int, int], None]
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(kind: str, root: str, size: int, crop: Crop, allow_upscale: bool, max_pixels: int) -> None:
+def _start_worker(kind: str, root: str, size: int, crop: Crop, allow_upscale: bool, max_pixels: int,
+                  parent: int | None = None) -> None:
+    if parent is not None:
+        follow_parent(parent)
     _worker.update(kind=kind, size=size, crop=crop, allow_upscale=allow_upscale, max_pixels=max_pixels,
                    archive=zipfile.ZipFile(root) if kind == "zip" else None)
 
@@ -38,6 +42,7 @@ def _decode_item(item: Item) -> tuple[np.ndarray | None, str | None, str | None]
     w = _worker
     try:
         if w["archive"] is not None:
+            # zipfile reads no more than the member's declared size, which the listing bounded
             with w["archive"].open(item.location) as member:
                 source: Any = io.BytesIO(member.read())
         else:
@@ -85,8 +90,13 @@ def prepare(
     settings = settings_of(size, crop, split, allow_upscale)
     fingerprint = listing.fingerprint()
     existing = cache.read_manifest(out)
+    damaged = None
     if existing and existing.get("settings") == settings and existing.get("fingerprint") == fingerprint:
-        return existing, True
+        try:
+            cache.open_cache(out)
+            return existing, True
+        except FaceganError as e:  # the same source and settings, but the arrays were damaged since
+            damaged = str(e)
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +118,7 @@ def prepare(
             results = map(_decode_item, listing.items)
             pool = None
         else:
-            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, init)
+            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (*init, os.getpid()))
             results = pool.imap(_decode_item, listing.items, chunksize=32)
         for index, (image, note, reason) in enumerate(results):
             if image is not None:
@@ -154,6 +164,7 @@ def prepare(
         "attribute_names": listing.attribute_names,
         "seconds": round(time.perf_counter() - started, 2),
         "bytes": int((out / "images.npy").stat().st_size),
+        **({"repaired": damaged} if damaged else {}),
     }
     cache.write_manifest(out, manifest)
     return manifest, False

@@ -22,6 +22,7 @@ from facegan.errors import FaceganError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
+MAX_FILE_BYTES = 256 * 2**20  # a zip member is read into memory whole: one declared larger is skipped
 
 
 @dataclass
@@ -152,6 +153,9 @@ def list_zip(path: Path) -> Listing:
             skipped.append(Skipped(name, "unsafe path in zip (absolute or with '..')"))
         elif member.file_size == 0:
             skipped.append(Skipped(name, "empty file"))
+        elif member.file_size > MAX_FILE_BYTES:
+            skipped.append(Skipped(name, f"too large ({member.file_size / 2**20:,.0f} MiB declared, at most "
+                                         f"{MAX_FILE_BYTES // 2**20} MiB)"))
         else:
             items.append(Item(name, name))
     return Listing("zip", path, items, skipped, ignored)

@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facegan.data.workers import follow_parent
+
 SUPERSAMPLE = 4
 CANVAS = 256  # faces are laid out on a 256-unit square, then scaled to the drawing size
 
@@ -155,6 +157,6 @@ def synthetic_faces(count: int, size: int, seed: int = 0, workers: int | None = 
     if count < 256 or workers == 1:
         return _draw_range(seed, 0, count, size)
     bounds = np.linspace(0, count, workers * 4 + 1).astype(int)
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),)) as pool:
         parts = pool.map(_draw_range, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:], [size] * (len(bounds) - 1))
         return np.concatenate(list(parts))
