@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from facegan import sample
 from facegan.cli import main
 from facegan.train import checkpoint
 from facegan.train.run import RunDir
@@ -64,6 +66,14 @@ def test_train_then_generate_grid_and_folder(capsys, tmp_path):
     assert a.shape == (5, 16, 16, 3)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
+    # a folder is written batch by batch: the same faces as one array of them
+    assert run_cli(capsys, "generate", "--checkpoint", str(latest), "-n", "150", "--seed", "3",
+                   "--out", str(tmp_path / "many"))[0] == 0
+    generator, _, _ = sample.load_generator(latest, torch.device("cpu"))
+    whole = sample.generate(generator, 150, 3, torch.device("cpu"))
+    written = sorted((tmp_path / "many").iterdir())
+    assert len(written) == 150 and np.array_equal(np.stack([np.asarray(Image.open(f)) for f in written]), whole)
+
 
 def test_running_train_again_resumes_and_can_extend(capsys, tmp_path):
     run = str(tmp_path / "run")
@@ -86,7 +96,9 @@ def test_running_train_again_resumes_and_can_extend(capsys, tmp_path):
         (["train", "--config", "missing.toml"], "cannot read config missing.toml"),
         (["generate", "--checkpoint", "missing.pt"], "checkpoint missing.pt does not exist"),
         (["generate", "--run", "empty-run"], "empty-run holds no checkpoint"),
-        (["generate", "--checkpoint", "x.pt", "-n", "0"], "-n must be at least 1"),
+        (["generate", "--checkpoint", "x.pt", "-n", "0"], "-n must be between 1 and 1,000,000, not 0"),
+        (["generate", "--checkpoint", "x.pt", "-n", "2000"], "a grid holds at most 1,024 faces; give --out a folder"),
+        (["train", "--resolution", "1048576"], "model.resolution must be between 8 and 1,024, not 1,048,576"),
         (["demo", "--minutes", "0"], "--minutes must be positive"),
     ],
 )
@@ -202,3 +214,28 @@ def run_resumes(run, epochs):
     result = subprocess.run([sys.executable, "-m", "facegan", "train", "--run", str(run), "--epochs", str(epochs)],
                             capture_output=True, text=True, timeout=120)
     return result.returncode == 0 and "resuming" in result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 600 kB file system that fills up (a tmpfs: needs root, as CI has)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_earlier_checkpoints_stay_intact(capsys, small_disk):
+    run = small_disk / "run"
+    code, _, err = run_cli(capsys, "train", "--run", str(run), "--epochs", "1000", *TINY_FLAGS)
+    assert code == 2 and "Traceback" not in err
+    error = err.strip().splitlines()[-1]
+    assert error.startswith("facegan: error: cannot ") and "no space left on the device" in error, err
+    saved = checkpoint.listing(run / "checkpoints")
+    assert saved, "the disk filled before the first checkpoint"
+    for path in saved:
+        checkpoint.load(path)  # every one complete
+    assert not [p for p in run.rglob("*") if p.name.endswith(".partial")]  # no temporary file left behind

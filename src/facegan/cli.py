@@ -10,7 +10,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from facegan import config as cfg
 from facegan import files
@@ -23,6 +23,7 @@ DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "B
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+MAX_IMAGES = 1_000_000  # generate -n: at most this many (their latents are held in memory)
 
 
 def _flag(name: str) -> str:
@@ -288,8 +289,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from facegan import sample
     from facegan.train.trainer import resolve_device
 
-    if args.n < 1:
-        raise FaceganError(f"-n must be at least 1, not {args.n}")
+    if not 1 <= args.n <= MAX_IMAGES:
+        raise FaceganError(f"-n must be between 1 and {MAX_IMAGES:,}, not {args.n:,}")
+    if sample.is_grid(args.out) and args.n * (2 if args.vary else 1) > sample.MAX_GRID:
+        raise FaceganError(f"a grid holds at most {sample.MAX_GRID:,} faces; give --out a folder for more")
     path = _checkpoint_of(args)
     device = resolve_device(args.device)
     wanted = requests(args.attr) if args.attr is not None else {}
@@ -298,7 +301,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.attr is not None or args.vary:
             raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
                                "(train a conditional one with --preset cfaces64)")
-        sample.save(sample.generate(generator, args.n, args.seed, device), args.out)
+        sample.save(sample.batches(generator, args.n, args.seed, device), args.out, progress=_written(args.n))
         print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
         return 0
     conditions.check(wanted)
@@ -319,12 +322,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         what = f"{args.n} faces with {args.vary}=0 (first row) and the same faces with {args.vary}=1 (second row)"
     else:
         labels = conditions.sample(args.n, args.seed, wanted)
-        sample.save(sample.generate(generator, args.n, args.seed, device, labels=labels), args.out)
+        sample.save(sample.batches(generator, args.n, args.seed, device, labels=labels), args.out,
+                    progress=_written(args.n))
         what = f"{args.n} face{'s' if args.n != 1 else ''}"
     given = _assignments(wanted) if wanted else "no attribute fixed"
     print(f"wrote {what} from {path} to {args.out}: {given}"
           + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
     return 0
+
+
+def _written(total: int) -> Callable[[int], None]:
+    report = CountReport("writing images")
+    return lambda done: report(done, total)
 
 
 def _assignments(wanted: dict[str, int]) -> str:

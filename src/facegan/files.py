@@ -37,9 +37,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
         os.replace(temporary, path)
         sync_folder(path.parent)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError over the OSError
         temporary.unlink(missing_ok=True)
-        raise FaceganError(f"cannot write {path}: {describe(e, path.parent)}") from None
+        cause = os_error_in(e)
+        if cause is None:
+            raise
+        raise FaceganError(f"cannot write {path}: {describe(cause, path.parent)}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -61,12 +64,20 @@ def sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def os_error_in(error: BaseException | None) -> OSError | None:
+    """The OSError an exception is, or was raised while handling, if any."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
 def describe(error: OSError, where: Path | None = None) -> str:
     """An OSError in a few words; a full disk says how much room is left."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT) and where is not None:
         try:
             free = shutil.disk_usage(where).free
-            return f"no space left on the device ({free / 2**20:,.1f} MiB free); free some and run the command again"
+            return (f"no space left on the device ({free / 2**20:,.1f} MiB free without the unfinished file); "
+                    "free some and run the command again")
         except OSError:
             pass
     return error.strerror or str(error)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from facegan import config as cfg
+from facegan import files
 from facegan import images as imaging
 from facegan import models
 from facegan.conditions import Conditions, attribute_names
@@ -39,20 +41,27 @@ def latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
+MAX_GRID = 1024  # images in one grid picture; more go to a folder, written as they are made
+
+
 @torch.no_grad()
-def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
-             labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> np.ndarray:
-    """``count`` images as uint8 (N, H, W, 3) from the latents of ``seed`` (or the given
-    ``z``), with one row of 0/1 ``labels`` each for a conditional generator."""
+def batches(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
+            labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+    """``count`` images, ``batch_size`` at a time, as uint8 (n, H, W, 3), from the latents
+    of ``seed`` (or the given ``z``), with one row of 0/1 ``labels`` each for a conditional
+    generator."""
     z = latents(count, generator.z_dim, seed) if z is None else z
     y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
-    parts = [
-        imaging.to_uint8(generator(z[i : i + batch_size].to(device),
-                                   None if y is None else y[i : i + batch_size].to(device)),
-                         generator.output_range)
-        for i in range(0, count, batch_size)
-    ]
-    return np.concatenate(parts)
+    for i in range(0, count, batch_size):
+        yield imaging.to_uint8(generator(z[i : i + batch_size].to(device),
+                                         None if y is None else y[i : i + batch_size].to(device)),
+                               generator.output_range)
+
+
+def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
+             labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> np.ndarray:
+    """The images of ``batches`` as one uint8 (N, H, W, 3) array."""
+    return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z)))
 
 
 def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count: int, seed: int,
@@ -70,19 +79,30 @@ def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count
     return np.concatenate(rows)
 
 
-def save(images: np.ndarray, out: str | Path, columns: int | None = None) -> list[Path]:
+def is_grid(out: str | Path) -> bool:
+    return Path(out).suffix.lower() == ".png"
+
+
+def save(images: np.ndarray | Iterable[np.ndarray], out: str | Path, columns: int | None = None,
+         progress: Callable[[int], None] | None = None) -> int:
     """One grid (of ``columns`` columns, else about square) when ``out`` ends in .png,
-    else a folder of numbered PNGs."""
+    else a folder of numbered PNGs; ``images`` is an array or batches of them (a folder
+    is written batch by batch, so any number fits in memory). Returns the count."""
     out = Path(out)
     try:
-        if out.suffix.lower() == ".png":
+        if is_grid(out):
+            images = images if isinstance(images, np.ndarray) else np.concatenate(list(images))
             out.parent.mkdir(parents=True, exist_ok=True)
             imaging.save_png(imaging.grid(images, columns), out)
-            return [out]
+            return len(images)
         out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"{i:06d}.png" for i in range(len(images))]
-        for image, path in zip(images, paths):
-            imaging.save_png(image, path)
-        return paths
+        written = 0
+        for batch in [images] if isinstance(images, np.ndarray) else images:
+            for image in batch:
+                imaging.save_png(image, out / f"{written:06d}.png")
+                written += 1
+            if progress:
+                progress(written)
+        return written
     except OSError as e:
-        raise FaceganError(f"cannot write {out}: {e.strerror or e}") from None
+        raise FaceganError(f"cannot write {out}: {files.describe(e, out.parent)}") from None
