@@ -1,13 +1,20 @@
-"""Shared helpers: tiny, fast configurations that still train for real."""
+"""Shared helpers: tiny, fast configurations that still train for real, and where the
+real CelebA subset is (tests that need it skip when it is absent)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from facegan import config as cfg
 from facegan.train.run import RunPlan, RunDir
+
+# $FACEGAN_CELEBA, else the shared subset beside the repository (../shared/data/celeba)
+CELEBA = Path(os.environ.get("FACEGAN_CELEBA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba")
+needs_celeba = pytest.mark.skipif(not (CELEBA / "img_align_celeba").is_dir(),
+                                  reason=f"no CelebA root at {CELEBA} (set FACEGAN_CELEBA)")
 
 TINY = dict(resolution=16, g_width=8, d_width=8, synthetic_count=64, batch_size=16, epochs=2, log_every=2, sample_count=4)
 

@@ -15,7 +15,7 @@ from facegan.metrics.attributes import AttributeNet, as_input, recalibrate_batch
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_evaluate import needs_inception
-from tests.test_train_on_data import CELEBA
+from tests.conftest import CELEBA, needs_celeba
 
 ATTRIBUTES = ["Male", "Smiling", "Eyeglasses"]
 
@@ -128,7 +128,8 @@ def test_classifier_bad_input(labelled, tmp_path, capsys):
     assert "is not an attribute classifier" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+@pytest.mark.slow
+@needs_celeba
 def test_classifier_reads_sex_from_real_celeba_photos(tmp_path):
     """Male above 90% on the test split of the shared CelebA subset, at 32 px and one epoch."""
     from facegan.metrics.attributes import train_classifier

@@ -1,5 +1,10 @@
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,6 +35,14 @@ def test_truncated_checkpoint_is_named_as_such(tmp_path, keep_fraction):
     path.write_bytes(data[: int(len(data) * keep_fraction)])
     with pytest.raises(FaceganError, match="truncated or corrupt"):
         checkpoint.load(path)
+
+
+def test_random_bytes_are_not_taken_for_a_malicious_file(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(FaceganError, match="truncated or corrupt, or not a checkpoint at all") as refused:
+        checkpoint.load(path)
+    assert "run code" not in str(refused.value)
 
 
 def test_plain_torch_file_is_not_a_facegan_checkpoint(tmp_path):
@@ -72,3 +85,18 @@ def test_listing_orders_by_step_ignores_temporaries_and_prune_keeps_newest(tmp_p
     checkpoint.prune(tmp_path, keep=2)
     assert [p.name for p in checkpoint.listing(tmp_path)] == ["step-00000020.pt", "step-00000100.pt"]
     assert not (tmp_path / ".step-00000200.pt.partial").exists()
+
+
+@pytest.mark.slow
+def test_chaos_short_run_resumes_bitwise_after_every_kind_of_interruption():
+    """benchmarks/chaos.py with a handful of interruptions: kill -9, SIGINT and SIGTERM, some
+    while checkpoints are written; the end equals an uninterrupted run bit for bit."""
+    repository = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(repository / "benchmarks" / "chaos.py"), "--interruptions", "6",
+                             "--epochs", "12", "--seed", "1"], capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["interruptions"] == 6 and figures["resumes"] >= 6
+    assert figures["damaged_files"] == 0 and figures["partial_files_left"] == 0 and figures["processes_left"] == 0
+    assert figures["metrics_rows_out_of_order"] == 0
+    assert figures["bitwise_equal"] and figures["max_difference"] == 0.0

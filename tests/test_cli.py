@@ -134,6 +134,13 @@ def test_truncated_checkpoint_in_generate_and_resume(capsys, tmp_path):
     assert (run / "samples" / "epoch-0001.png").exists() and (run / "metrics.jsonl").exists()
 
 
+def test_the_same_command_with_a_preset_and_model_flags_resumes(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    assert run_cli(capsys, "train", "--run", run, "--epochs", "1", *TINY_FLAGS)[0] == 0  # TINY_FLAGS: a preset
+    code, _, err = run_cli(capsys, "train", "--run", run, "--epochs", "2", *TINY_FLAGS)
+    assert code == 0 and "resuming" in err, err
+
+
 def test_resume_with_a_different_model_is_refused(capsys, tmp_path):
     run = str(tmp_path / "run")
     assert run_cli(capsys, "train", "--run", run, "--epochs", "1", *TINY_FLAGS)[0] == 0

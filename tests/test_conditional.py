@@ -106,7 +106,7 @@ def test_the_attribute_head_reads_the_projection_features():
     assert torch.equal(read, attributes) and not torch.allclose(judged, logits)
     with pytest.raises(FaceganError, match="attribute_loss needs a conditional model"):
         tiny_config("cfaces64", attributes="", attribute_loss=1.0)
-    with pytest.raises(FaceganError, match="attribute_loss must not be negative"):
+    with pytest.raises(FaceganError, match="attribute_loss must be between 0 and 1,000, not -1"):
         tiny_config("cfaces64", attribute_loss=-1.0)
 
 

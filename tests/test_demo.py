@@ -1,9 +1,12 @@
 """The demo learns: its samples move towards the built-in faces (a real, short training)."""
 
+import pytest
+
 from facegan.demo import run_demo
 from facegan.train.run import RunDir
 
 
+@pytest.mark.slow
 def test_seven_demo_epochs_bring_samples_much_closer_to_the_data(tmp_path):
     # 896 steps, about 45 s on two CPU cores; the CLI demo runs about six times longer
     result = run_demo(str(tmp_path / "demo"), epochs=7)

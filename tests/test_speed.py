@@ -50,6 +50,7 @@ def test_fused_adam_matches_eager():
     np.testing.assert_allclose(losses("dcgan64", CPU, fused_adam="on"), losses("dcgan64", CPU), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
 def test_torch_compile_matches_eager(preset):
     # compiled dropout draws its masks from another generator, so compare without dropout

@@ -11,10 +11,9 @@ from facegan.data.loader import BatchLoader
 from facegan.data.prepare import prepare
 from facegan.errors import FaceganError
 from facegan.train.trainer import train
-from tests.conftest import tiny_plan
+from tests.conftest import CELEBA, needs_celeba, tiny_plan
 from tests.test_prepare import photo
 
-CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba"
 
 
 @pytest.fixture
@@ -128,7 +127,7 @@ def test_labels_stay_with_their_images_through_shuffling_mirroring_and_resuming(
     assert (flips > 0) == mirror
 
 
-@pytest.mark.skipif(not CELEBA.is_dir(), reason="the shared CelebA subset is not here")
+@needs_celeba
 def test_shared_celeba_test_split(tmp_path):
     manifest, _ = prepare(CELEBA, tmp_path / "cache", 32, split="test")
     lines = (CELEBA / "list_eval_partition.txt").read_text().split("\n")

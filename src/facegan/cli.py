@@ -36,7 +36,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"[{section}] settings (override the preset)")
         for f in dataclasses.fields(cls):
             between = f.metadata.get("between")
-            bounds = f"; {between[0]:,} to {between[1]:,}" if between else ""
+            bounds = f"; {cfg.number(between[0])} to {cfg.number(between[1])}" if between else ""
             help_text = f"{f.metadata.get('help', '')} (default {f.default!r}{bounds})".replace("%", "%%")
             if f.type in ("bool", bool):
                 group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
@@ -44,6 +44,21 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             else:
                 group.add_argument(_flag(f.name), dest=f.name, metavar=f.type.upper() if isinstance(f.type, str) else "V",
                                    default=argparse.SUPPRESS, help=help_text)
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for PyTorch (default 0: one per core; on a machine that is busy with "
+                             "other work, 1 is often several times faster)")
+
+
+def _use_threads(args: argparse.Namespace) -> None:
+    if not 0 <= args.threads <= 1024:
+        raise FaceganError(f"--threads must be between 0 and 1,024, not {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "each attribute's rate in the samples and in the real images")
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_threads_flag(evaluate)
 
     prepare = commands.add_parser(
         "prepare", help="decode a folder, .zip or CelebA root once into a fast cache",
@@ -115,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--epochs", type=int, default=4, help="passes over the train split (default 4)")
     classifier.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
     classifier.add_argument("--seed", type=int, default=0)
+    add_threads_flag(classifier)
 
     demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
     demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
     demo.add_argument("--run", help="run directory (default runs/demo, or runs/demo-N if taken)")
+    add_threads_flag(demo)
     return parser
 
 
@@ -148,6 +166,24 @@ class CountReport:
             rate = done / max(time.perf_counter() - self.started, 1e-9)
             print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}), {rate:.1f} {self.unit}/s", file=self.stream, flush=True)
             self.next_line = done / total + 0.1
+
+
+class PhaseReport:
+    """Progress of a job in named parts: a line as each begins, and a count where one is kept."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.count: CountReport | None = None
+        self.name = ""
+
+    def start(self, name: str) -> None:
+        self.name, self.count = name, None
+        print(f"{name} ...", file=self.stream, flush=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.count is None:
+            self.count = CountReport(f"  {self.name.split(' (')[0]}", self.stream)
+        self.count(done, total)
 
 
 class ProgressReport:
@@ -256,6 +292,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from facegan import models
+    from facegan.data import describe_data
     from facegan.train.run import plan
     from facegan.train.trainer import train
 
@@ -266,6 +303,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"facegan: note: {note}", file=sys.stderr)
         generator, discriminator = models.build(the_plan.config.model, the_plan.config.train.attribute_loss > 0)
         print(f"run directory: {the_plan.run.root}" + (f" (would resume {the_plan.resume_from})" if the_plan.resume_from else ""))
+        print(f"data: {describe_data(the_plan.config.data, the_plan.config.model.resolution)}")
         print(cfg.to_toml(the_plan.config))
         for name, net in (("generator", generator), ("discriminator", discriminator)):
             print(f"{name}: {models.parameter_count(net):,} parameters\n{net}\n")
@@ -357,8 +395,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from facegan.metrics.evaluate import evaluate
     from facegan.train.trainer import resolve_device
 
+    _use_threads(args)
+    phases = PhaseReport()
     r = evaluate(_checkpoint_of(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
-                 CountReport("inception features"), args.classifier)
+                 phases, args.classifier, phases.start)
     against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
     print(f"{r['checkpoint']}")
     for label, value in (("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid_mean']:.4f} +- {r['kid_std']:.4f}"),
@@ -423,6 +463,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         raise FaceganError(f"--epochs must be at least 1, not {args.epochs}")
     if args.batch_size < 2:
         raise FaceganError(f"--batch-size must be at least 2, not {args.batch_size}")
+    _use_threads(args)
     names = attribute_names(args.attributes, "--attributes")
     if not names:
         raise FaceganError("--attributes names no attribute")
@@ -441,7 +482,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0:
         raise FaceganError(f"--minutes must be positive, not {args.minutes}")
-    result = run_demo(args.run, ProgressReport(), time_limit=args.minutes)
+    result = run_demo(args.run, ProgressReport(), time_limit=args.minutes, threads=args.threads)
     print(f"\nSliced Wasserstein distance of samples to the built-in faces (lower is closer): "
           f"{result['swd_before']:.2f} before training, {result['swd_after']:.2f} after")
     print(f"samples:  {result['samples']}\nprogress: {result['progress']}\nlosses:   {result['losses']}")

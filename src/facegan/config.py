@@ -307,4 +307,12 @@ def check_ranges(config: Config) -> None:
             between = f.metadata.get("between")
             value = getattr(getattr(config, section), f.name)
             if between and not between[0] <= value <= between[1]:
-                raise FaceganError(f"{section}.{f.name} must be between {between[0]:,} and {between[1]:,}, not {value:,}")
+                raise FaceganError(f"{section}.{f.name} must be between {number(between[0])} and "
+                                   f"{number(between[1])}, not {number(value)}")
+
+
+def number(value: float) -> str:
+    """1000000 -> '1,000,000', 1e6 -> '1,000,000', 1e-12 -> '1e-12', 0.99 -> '0.99'."""
+    if isinstance(value, float) and not (value.is_integer() and abs(value) < 1e15):
+        return f"{value:g}"
+    return f"{int(value):,}"

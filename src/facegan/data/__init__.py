@@ -11,6 +11,23 @@ from facegan.errors import FaceganError
 from facegan.data.synthetic import synthetic_faces
 
 
+def describe_data(data: DataConfig, resolution: int) -> str:
+    """What ``load_images`` would train on, in a line, without decoding anything; refuses
+    a source that cannot be used (missing, not a source, a cache of another size)."""
+    if not data.data:
+        return f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed}), drawn at the start"
+    from facegan.data import cache
+    from facegan.data.prepare import check_size
+    from facegan.data.sources import open_source
+
+    if cache.is_cache(data.data):
+        opened = check_size(cache.open_cache(data.data), resolution)
+        return f"prepared cache {opened.folder} ({len(opened.images):,} images, {opened.size} px)"
+    listing = open_source(data.data, data.split)
+    return (f"{listing.kind} {data.data}: {len(listing.items):,} images, prepared once at {resolution} px "
+            f"(crop {data.crop}) into a cache under {cache.cache_root()}")
+
+
 def load_images(data: DataConfig, resolution: int, progress: Callable[[int, int], None] | None = None,
                 attributes: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The training set as uint8 (N, resolution, resolution, 3), its labels, and a line

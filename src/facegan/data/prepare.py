@@ -192,17 +192,21 @@ def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str =
     """
     data = Path(data)
     if cache.is_cache(data):
-        opened = cache.open_cache(data)
-        if opened.size != size:
-            raise FaceganError(
-                f"{data} holds {opened.size}x{opened.size} images but the model makes {size}x{size}; "
-                f"prepare one with: facegan prepare {opened.manifest['source']} --out DIR --size {size}"
-                f" --crop {opened.manifest['settings']['crop']}"
-            )
-        return opened, "given"
+        return check_size(cache.open_cache(data), size), "given"
     try:
         target = default_cache_dir(data, size, Crop.parse(crop), split)
     except ValueError as e:
         raise FaceganError(str(e)) from None
     _, reused = prepare(data, target, size, crop, split, progress=progress)
     return cache.open_cache(target), "reused" if reused else "prepared"
+
+
+def check_size(opened: cache.Cache, size: int) -> cache.Cache:
+    """The cache, if its images are ``size`` px; else the error says how to make one that is."""
+    if opened.size != size:
+        raise FaceganError(
+            f"{opened.folder} holds {opened.size}x{opened.size} images but the model makes {size}x{size}; "
+            f"prepare one with: facegan prepare {opened.manifest['source']} --out DIR --size {size}"
+            f" --crop {opened.manifest['settings']['crop']}"
+        )
+    return opened

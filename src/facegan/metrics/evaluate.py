@@ -26,6 +26,7 @@ from facegan.metrics.faces import face_rate
 from facegan.metrics.inception import Inception
 
 Progress = Callable[[int, int], None]
+Phase = Callable[[str], None]
 
 
 def _reference_places(cache: Cache, n: int, seed: int, inception: Inception) -> list[Path]:
@@ -79,9 +80,15 @@ def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.devi
 
 
 def judge(fakes: np.ndarray, real_features: np.ndarray, inception: Inception,
-          progress: Progress | None = None) -> dict[str, float]:
+          progress: Progress | None = None, phase: Phase | None = None) -> dict[str, float]:
     """Every figure of the samples ``fakes`` against the real features."""
-    return {**compare(real_features, inception.features(fakes, progress=progress)), "face_rate": face_rate(fakes)}
+    phase = phase or (lambda name: None)
+    phase(f"samples through Inception ({len(fakes):,})")
+    fake_features = inception.features(fakes, progress=progress)
+    phase("distances: FID, KID, precision, recall, diversity, near-copies")
+    figures = compare(real_features, fake_features)
+    phase(f"face detection ({len(fakes):,} samples)")
+    return {**figures, "face_rate": face_rate(fakes)}
 
 
 class DuringTraining:
@@ -147,13 +154,16 @@ def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, rea
 
 def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: str | Path | None = None,
              seed: int = 0, device: torch.device = torch.device("cpu"),
-             progress: Progress | None = None, classifier: str | Path | None = None) -> dict[str, Any]:
+             progress: Progress | None = None, classifier: str | Path | None = None,
+             phase: Phase | None = None) -> dict[str, Any]:
     """FID, KID, precision, recall, diversity, memorisation and face rate of ``n`` samples
     of a checkpoint against ``n`` real images; with an attribute classifier, the rate of
     each attribute among the samples, among the real images as it reads them, and in the
     cache's labels; for a conditional model also its conditional accuracy (see
     ``conditional_accuracy``). A conditional model's samples for FID are asked for labels
-    drawn as its training images have them."""
+    drawn as its training images have them. ``phase(name)`` is told as each part begins;
+    ``progress(done, total)`` counts images through the networks."""
+    phase = phase or (lambda name: None)
     if n < 2:
         raise FaceganError(f"--n must be at least 2, not {n}")
     cache = open_cache(real)
@@ -171,15 +181,18 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         labels = cache.attribute_columns(tuple(reader.names))  # refuses a cache without those attributes, before the slow part
     inception = Inception(inception_path, device)
     started = time.perf_counter()
+    phase(f"real images through Inception ({n:,} of {cache.folder}, or their features kept from an earlier run)")
     real_features, reused = reference_features(cache.images, n, inception, seed,
                                                _reference_places(cache, n, seed, inception), progress)
     asked = None if conditions is None else conditions.sample(n, seed + 1)  # as the training images have them
+    phase(f"generating {n:,} samples")
     fakes = samples_of(generator, n, seed + 1, device, asked)
-    figures = judge(fakes, real_features, inception, progress)
+    figures = judge(fakes, real_features, inception, progress, phase)
     seconds = time.perf_counter() - started
     if conditions is not None:
         figures["conditioned_on"] = list(conditions.names)
     if reader is not None:
+        phase(f"attribute classifier ({n:,} samples, {n:,} real images)")
         fake_read = reader.read(fakes)
         real_index = subset(len(cache.images), n, seed)
         real_read = reader.read(cache.images[real_index])
@@ -189,6 +202,7 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
                                         "real_labels": float(labels[:, j].mean())}
                                  for j, name in enumerate(reader.names)}
         if conditions is not None:
+            phase(f"conditional accuracy ({2 * n:,} more samples per attribute)")
             agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean())
                          for j, name in enumerate(reader.names)}
             figures["conditional"] = conditional_accuracy(generator, conditions, reader, asked, fake_read, seed,

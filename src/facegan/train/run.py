@@ -190,10 +190,10 @@ def plan(
                          "checkpoint's (change training settings with flags; config.toml is rewritten to match)")
     except FaceganError as e:
         notes.append(f"{e}; resuming with the settings saved in {latest.name}")
-    wanted = cfg.load_file(config_file) if config_file else cfg.load_preset(preset) if preset else base
-    differences = cfg.model_differences(base.model, wanted.model)
+    # the model the command asks for: its preset or file with its flags (the same command resumes)
+    asked = cfg.load_file(config_file) if config_file else cfg.load_preset(preset) if preset else base
+    differences = cfg.model_differences(base.model, cfg.validate(cfg.override(asked, overrides)).model)
     config = cfg.validate(cfg.override(base, overrides))
-    differences += [d for d in cfg.model_differences(base.model, config.model) if d not in differences]
     if differences:
         raise FaceganError(
             f"cannot resume {run.root} with a different model ({'; '.join(differences)}); "
