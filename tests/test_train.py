@@ -292,3 +292,25 @@ def test_the_progress_animation_samples_long_runs_evenly():
     assert evenly([1, 2, 3], 60) == [1, 2, 3]
     picked = evenly(list(range(1000)), 60)
     assert len(picked) == 60 and picked[0] == 0 and picked[-1] == 999 and picked == sorted(set(picked))
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_finishes_it_then_stops(tmp_path, monkeypatch):
+    """The signal lands inside the checkpoint write at the end of epoch 1: the file is
+    completed (no traceback, nothing torn), and training stops there."""
+    from facegan.train import trainer
+
+    original = checkpoint.save
+
+    def save_with_a_signal_inside(payload, path):
+        if payload["step"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        original(payload, path)
+
+    monkeypatch.setattr(trainer.checkpoint, "save", save_with_a_signal_inside)
+    summary = train(tiny_plan(tmp_path / "cut", epochs=3))
+    assert (summary["reason"], summary["step"]) == ("interrupted", 4)
+    assert [p.name for p in checkpoint.listing(RunDir(tmp_path / "cut").checkpoints)] == ["step-00000004.pt"]
+    monkeypatch.undo()
+    train(tiny_plan(tmp_path / "straight", epochs=3))
+    train(plan(tmp_path / "cut", resume=True))
+    assert_same_training_state(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
