@@ -34,7 +34,7 @@ from PIL import Image
 
 from facegan import config as cfg
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
+from facegan import checkpoint
 from facegan.train.run import RunDir
 from machine import describe
 

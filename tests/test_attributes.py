@@ -102,6 +102,9 @@ def test_evaluate_reports_attribute_rates_next_to_the_real_ones(labelled, tmp_pa
     rates = json.loads((tmp_path / "e.json").read_text())["attributes"]["Male"]
     assert rates["real_labels"] == pytest.approx(labels[:, 0].mean())
     assert 0 <= rates["samples"] <= 1 and 0 <= rates["real_classified"] <= 1
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert "classifier FD" in out  # the ImageNet-free distance, beside its real-vs-real floor
+    assert 0 <= figures["classifier_fd_floor"] < figures["classifier_fd"]  # an untrained model is far from real
 
 
 def test_classifier_bad_input(labelled, tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
+from facegan import checkpoint
 
 
 def test_round_trip_keeps_tensors_and_values(tmp_path):

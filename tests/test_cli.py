@@ -13,7 +13,7 @@ from PIL import Image
 
 from facegan import sample
 from facegan.cli import main
-from facegan.train import checkpoint
+from facegan import checkpoint
 from facegan.train.run import RunDir
 
 TINY_FLAGS = ["--preset", "dcgan64", "--resolution", "16", "--g-width", "8", "--d-width", "8",
@@ -40,8 +40,8 @@ def test_dry_run_prints_both_networks_with_the_thesis_counts(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "generator: 14,175,491 parameters" in result.stdout
-    assert "discriminator: 2,789,313 parameters" in result.stdout
+    assert "generator: 14,175,491 trainable parameters" in result.stdout
+    assert "discriminator: 2,789,313 trainable parameters" in result.stdout
     assert "ConvTranspose2d(1024, 512" in result.stdout
     assert not (tmp_path / "r").exists()  # nothing trained, nothing written
 

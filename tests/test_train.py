@@ -9,7 +9,7 @@ from PIL import Image
 
 from facegan import config as cfg
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
+from facegan import checkpoint
 from facegan.train.run import RunDir, RunPlan, plan
 from facegan.train.trainer import Observer, train
 from tests.conftest import tiny_config, tiny_plan

@@ -293,6 +293,7 @@ def _duration(seconds: float) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from facegan import models
     from facegan.data import describe_data
+    from facegan.metrics.evaluate import DuringTraining
     from facegan.train.run import plan
     from facegan.train.trainer import train
 
@@ -306,10 +307,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"data: {describe_data(the_plan.config.data, the_plan.config.model.resolution)}")
         print(cfg.to_toml(the_plan.config))
         for name, net in (("generator", generator), ("discriminator", discriminator)):
-            print(f"{name}: {models.parameter_count(net):,} parameters\n{net}\n")
+            frozen = models.frozen_parameter_count(net)
+            print(f"{name}: {models.parameter_count(net):,} trainable parameters"
+                  + (f", {frozen:,} frozen (pretrained or fixed, never trained)" if frozen else "") + f"\n{net}\n")
         return 0
     try:
-        summary = train(the_plan, ProgressReport())
+        summary = train(the_plan, ProgressReport(), evaluator=DuringTraining)
     except KeyboardInterrupt:
         print(f"facegan: aborted; run the same command to resume {the_plan.run.root} from its latest checkpoint",
               file=sys.stderr)
@@ -408,6 +411,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          ("nearest/real", f"{r['nearest_real_ratio']:.3f}")):
         print(f"  {label:<13}{value:>18}   {against}")
     print(f"  {'face rate':<13}{r['face_rate']:>18.1%}   N={r['n']:,} samples (OpenCV Haar cascade)")
+    if "classifier_fd" in r:
+        floor = (f"; real vs {r['n']:,} other real images: {r['classifier_fd_floor']:.2f}"
+                 if "classifier_fd_floor" in r else "")
+        print(f"  {'classifier FD':<13}{r['classifier_fd']:>18.2f}   N={r['n']:,}, Frechet distance in the features of "
+              f"{r['classifier']} (trained on CelebA only, no ImageNet){floor}")
     if "attributes" in r:
         print(f"  attribute rates, N={r['n']:,} each, read by {r['classifier']} (real labels: the whole cache)")
         print(f"  {'attribute':<16}{'samples':>9}{'real (classifier)':>19}{'real (labels)':>15}")

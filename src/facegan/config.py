@@ -9,7 +9,6 @@ in ``facegan/presets``; a TOML file only needs the fields it changes.
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -21,19 +20,6 @@ import tomli_w
 from facegan import files
 from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
-
-
-LOSSES = ("nonsaturating", "minimax", "hinge")  # see facegan.train.steps
-AUGMENTATIONS = ("color", "translation", "cutout")  # see facegan.train.augment
-
-
-def augment_policies(text: str) -> tuple[str, ...]:
-    """``"color,translation"`` -> ("color", "translation"), refusing unknown names."""
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in names if p not in AUGMENTATIONS]
-    if unknown:
-        raise FaceganError(f"train.augment: unknown augmentation {', '.join(unknown)} (known: {', '.join(AUGMENTATIONS)})")
-    return names
 
 
 SEED_MAX = 2**32 - 1
@@ -49,7 +35,7 @@ def setting(default: Any, help: str, between: tuple[float, float] | None = None)
 class ModelConfig:
     """The networks. Changing any of these makes checkpoints incompatible."""
 
-    family: str = setting("dcgan", "network family: thesis or dcgan")
+    family: str = setting("dcgan", "network family: thesis, dcgan or projected (see facegan.models)")
     resolution: int = setting(64, "output images are resolution x resolution", (8, 1024))
     z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)", (1, 4096))
     g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double", (1, 4096))
@@ -59,6 +45,8 @@ class ModelConfig:
     d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
     attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN, family dcgan); "
                                   "empty = unconditional")
+    d_feature_resolution: int = setting(0, "family projected: side of the images the frozen feature network "
+                                           "sees (they are resized to it); 0 = the image size", (0, 256))
 
 
 @dataclass
@@ -278,19 +266,16 @@ def validate(config: Config) -> Config:
         if not ok:
             raise FaceganError(message)
 
-    need(m.family in ("thesis", "dcgan"), f"model.family must be 'thesis' or 'dcgan', not {m.family!r}")
-    minimum = 16 if m.family == "thesis" else 8
-    need(
-        m.resolution >= minimum and math.log2(m.resolution).is_integer(),
-        f"model.resolution must be a power of two >= {minimum} for family {m.family}, not {m.resolution}",
-    )
+    from facegan import models  # the family registry sits above this module; it knows each family's settings
+
+    models.check(m)
     need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
-    need(not attribute_names(m.attributes) or m.family == "dcgan",
-         f"model.attributes: conditioning needs model.family dcgan, not {m.family!r}")
     need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
-    need(t.step in ("thesis", "alternating"), f"train.step must be 'thesis' or 'alternating', not {t.step!r}")
-    need(t.loss in LOSSES, f"train.loss must be one of {', '.join(LOSSES)}, not {t.loss!r}")
-    augment_policies(t.augment)
+    from facegan.train import augment, steps  # the registries of steps, losses and augmentations
+
+    need(t.step in steps.STEPS, f"train.step must be one of {', '.join(steps.STEPS)}, not {t.step!r}")
+    need(t.loss in steps.LOSSES, f"train.loss must be one of {', '.join(steps.LOSSES)}, not {t.loss!r}")
+    augment.policies(t.augment)
     need(t.attribute_loss == 0 or attribute_names(m.attributes),
          "train.attribute_loss needs a conditional model: set model.attributes too")
     sp = config.speed

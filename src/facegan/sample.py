@@ -8,29 +8,25 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from facegan import checkpoint, files, models
 from facegan import config as cfg
-from facegan import files
 from facegan import images as imaging
-from facegan import models
 from facegan.conditions import Conditions, attribute_names
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
 
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
     """The generator of a checkpoint, rebuilt from the settings stored beside its weights:
     its moving average when the run kept one (train.ema_kimg), else the generator itself;
     its settings; and, for a conditional model, its attributes and their distribution."""
-    state = checkpoint.load(path, map_location=device)
-    if "generator" not in state:
-        raise FaceganError(f"{path} holds no generator (is it an attribute classifier?)")
-    config = cfg.validate(cfg.from_dict(state["config"], str(path)))
+    state = checkpoint.TrainingState.load(path, map_location=device)
+    config = cfg.validate(cfg.from_dict(state.config, str(path)))
     generator, _ = models.build(config.model)
     try:
-        generator.load_state_dict(state.get("generator_ema", state["generator"]))
+        generator.load_state_dict(state.sampling_generator)
     except RuntimeError as e:
         raise FaceganError(f"checkpoint {path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
-    conditions = Conditions.from_state(state["conditions"]) if "conditions" in state else None
+    conditions = Conditions.from_state(state.conditions) if state.conditions is not None else None
     if bool(attribute_names(config.model.attributes)) != (conditions is not None):
         raise FaceganError(f"checkpoint {path} is damaged: its attributes and their distribution do not agree")
     return generator.to(device).eval(), config, conditions

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegan import checkpoint
 from facegan.data.cache import Cache
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
 
 KIND = "attribute-classifier"
 TRAIN, TEST = 0, 2  # CelebA's split codes in a cache
@@ -157,3 +157,15 @@ class AttributeClassifier:
     def read(self, images: np.ndarray) -> np.ndarray:
         """0/1 decisions (N, attributes) for uint8 NHWC images."""
         return predict(self.net, images, self.size)
+
+    @torch.no_grad()
+    def read_and_embed(self, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """The decisions of ``read`` and, from the same pass, each image's penultimate
+        features (N, 256): a face feature space learned from CelebA alone, owing nothing
+        to ImageNet."""
+        decisions, features = [], []
+        for x in _batches(images, self.size, batch_size):
+            pooled = self.net.body[:-1](x)
+            decisions.append((self.net.body[-1](pooled) > 0).numpy())
+            features.append(pooled.numpy())
+        return np.concatenate(decisions).astype(np.float32), np.concatenate(features).astype(np.float64)

@@ -42,6 +42,14 @@ def subset(count: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(count, n, replace=False))
 
 
+def other_subset(count: int, taken: np.ndarray, seed: int) -> np.ndarray | None:
+    """As many other images as ``taken`` holds, none of them in it (None if too few)."""
+    rest = np.setdiff1d(np.arange(count), taken)
+    if len(rest) < len(taken):
+        return None
+    return np.sort(np.random.default_rng([seed, 1]).choice(rest, len(taken), replace=False))
+
+
 def reference_features(images: np.ndarray, n: int, inception: Inception, seed: int, places: list[Path],
                        progress: Progress | None = None) -> tuple[np.ndarray, bool]:
     """Features of a seeded random subset of ``n`` of ``images``, read from the first of
@@ -192,11 +200,15 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
     if conditions is not None:
         figures["conditioned_on"] = list(conditions.names)
     if reader is not None:
-        phase(f"attribute classifier ({n:,} samples, {n:,} real images)")
-        fake_read = reader.read(fakes)
+        phase(f"attribute classifier ({n:,} samples, {n:,} real images, and {n:,} other real ones for the floor)")
+        fake_read, fake_embedded = reader.read_and_embed(fakes)
         real_index = subset(len(cache.images), n, seed)
-        real_read = reader.read(cache.images[real_index])
+        real_read, real_embedded = reader.read_and_embed(cache.images[real_index])
         figures["classifier"] = str(reader.path)
+        figures["classifier_fd"] = distances.fid(real_embedded, fake_embedded)
+        others = other_subset(len(cache.images), real_index, seed)
+        if others is not None:  # the same distance between two sets of real photos: what a perfect model scores
+            figures["classifier_fd_floor"] = distances.fid(real_embedded, reader.read_and_embed(cache.images[others])[1])
         figures["attributes"] = {name: {"samples": float(fake_read[:, j].mean()),
                                         "real_classified": float(real_read[:, j].mean()),
                                         "real_labels": float(labels[:, j].mean())}

@@ -1,7 +1,10 @@
-"""Generators and discriminators, one file per family, built by name from a ModelConfig.
+"""Generators and discriminators, one module per family, and the registry of families.
 
-Every network is called as ``net(input, labels)``: ``labels`` is None for an
-unconditional one and a (N, attributes) 0/1 tensor for a conditional one."""
+Adding a family: a module here ending in ``FAMILY = Family(...)`` (see
+``facegan.models.family``), its entry in ``FAMILIES`` below, a preset in
+``facegan/presets``, and its tests. Every network is called as ``net(input, labels)``:
+``labels`` is None for an unconditional one and a (N, attributes) 0/1 tensor for a
+conditional one."""
 
 from __future__ import annotations
 
@@ -12,61 +15,31 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
-from facegan.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from facegan.models.thesis import ThesisDiscriminator, ThesisGenerator
+from facegan.models import dcgan, projected, thesis
+from facegan.models.family import Discriminator, Family, Generator, initialise, spectral_normalise  # noqa: F401
 
-# Each family: (generator from the model config, discriminator from it and whether D
-# has an attribute head).
-FAMILIES: dict[str, tuple[Callable[[ModelConfig], nn.Module], Callable[[ModelConfig, bool], nn.Module]]] = {
-    "thesis": (
-        lambda m: ThesisGenerator(m.resolution, m.z_dim, m.g_width),
-        lambda m, head: ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout),
-    ),
-    "dcgan": (
-        lambda m: DCGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes))),
-        lambda m, head: DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
-                                           conditions=len(attribute_names(m.attributes)), attribute_head=head),
-    ),
-}
+FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY)}
 
 
-def initialise(module: nn.Module, scheme: str) -> None:
-    """Set weights by ``scheme``: Keras' Glorot-uniform with zero biases, or DCGAN's
-    N(0, 0.02) for convolutions and N(1, 0.02) scales for batch norm."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            if scheme == "glorot_uniform":
-                nn.init.xavier_uniform_(layer.weight)
-            else:
-                nn.init.normal_(layer.weight, 0.0, 0.02)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d) and layer.affine:
-            nn.init.normal_(layer.weight, 1.0, 0.02)
-            nn.init.zeros_(layer.bias)
+def family_of(model: ModelConfig) -> Family:
+    if model.family not in FAMILIES:
+        raise FaceganError(f"model.family must be one of {', '.join(FAMILIES)}, not {model.family!r}")
+    return FAMILIES[model.family]
+
+
+def check(model: ModelConfig) -> None:
+    """Refuse settings the model's family cannot build, naming the first problem."""
+    problems = family_of(model).problems(model)
+    if problems:
+        raise FaceganError(problems[0])
 
 
 def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
     """A freshly initialised (generator, discriminator) pair, D with an attribute head
     (for ``train.attribute_loss``) if asked; seed torch first for repeatability."""
-    make_g, make_d = FAMILIES[model.family]
-    generator, discriminator = make_g(model), make_d(model, attribute_head)
-    initialise(generator, model.init)
-    initialise(discriminator, model.init)
-    if model.d_spectral_norm:
-        spectral_normalise(discriminator)
-    return generator, discriminator
-
-
-def spectral_normalise(module: nn.Module) -> None:
-    """Divide the weight of every convolution and linear layer by its largest singular
-    value (Miyato et al. 2018), estimated by one power iteration per training step."""
-    for layer in list(module.modules()):
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.utils.parametrizations.spectral_norm(layer)
+    return family_of(model).build(model, attribute_head)
 
 
 @contextmanager
@@ -100,5 +73,12 @@ def check_fits(model: ModelConfig, attribute_head: bool, average: bool, device: 
 
 
 def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    """The parameters training changes."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def frozen_parameter_count(module: nn.Module) -> int:
+    """Weights the network uses but training never changes (a pretrained feature network)."""
+    counted = getattr(module, "frozen_parameter_count", None)
+    return (counted() if counted else 0) + sum(p.numel() for p in module.parameters() if not p.requires_grad)
 

@@ -33,6 +33,10 @@ import math
 import torch
 from torch import nn
 
+from facegan.conditions import attribute_names
+from facegan.config import ModelConfig
+from facegan.models.family import Family, initialise, spectral_normalise
+
 
 def stages(resolution: int) -> int:
     """Stride-2 layers between 4x4 and the image."""
@@ -132,3 +136,20 @@ class DCGANDiscriminator(nn.Module):
         pooled = features.sum(dim=(2, 3))
         logits = self.body[-1](features).view(-1) + (self.embed(signs(labels)) * pooled).sum(dim=1)
         return (logits, self.read_attributes(pooled)) if attributes else logits
+
+
+def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    conditions = len(attribute_names(m.attributes))
+    generator = DCGANGenerator(m.resolution, m.z_dim, m.g_width, conditions)
+    discriminator = DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
+                                       conditions=conditions, attribute_head=attribute_head)
+    for network in (generator, discriminator):
+        initialise(network, m.init)
+    if m.d_spectral_norm:
+        spectral_normalise(discriminator)
+    return generator, discriminator
+
+
+FAMILY = Family("dcgan", "Radford et al.'s DCGAN (batch norm, tanh), optionally conditional (CGAN, projection D)",
+                build, min_resolution=8, conditional=True,
+                fields=("d_dropout", "init", "d_spectral_norm", "attributes"))

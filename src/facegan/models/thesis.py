@@ -19,6 +19,9 @@ import math
 import torch
 from torch import nn
 
+from facegan.config import ModelConfig
+from facegan.models.family import Family, initialise
+
 START = 8  # both networks meet at an 8x8 feature map
 
 
@@ -64,3 +67,15 @@ class ThesisDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: None = None) -> torch.Tensor:
         return self.body(x).view(-1)
+
+
+def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    generator = ThesisGenerator(m.resolution, m.z_dim, m.g_width)
+    discriminator = ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout)
+    for network in (generator, discriminator):
+        initialise(network, m.init)
+    return generator, discriminator
+
+
+FAMILY = Family("thesis", "the 2022 thesis's Keras DCGAN: no batch norm, sigmoid output in [0, 1]", build,
+                min_resolution=16, fields=("d_dropout", "init"))

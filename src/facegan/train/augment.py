@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from facegan.errors import FaceganError
+
 
 def _uniform(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) * (hi - lo) + lo
@@ -62,6 +64,15 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 
 
 TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
+
+
+def policies(text: str) -> tuple[str, ...]:
+    """``"color,translation"`` -> ("color", "translation"), refusing unknown names."""
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in names if p not in TRANSFORMS]
+    if unknown:
+        raise FaceganError(f"train.augment: unknown augmentation {', '.join(unknown)} (known: {', '.join(TRANSFORMS)})")
+    return names
 
 
 def augment(x: torch.Tensor, policies: tuple[str, ...], output_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:

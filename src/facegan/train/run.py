@@ -2,7 +2,7 @@
 
     runs/<name>/
       config.toml              everything needed to repeat the run
-      checkpoints/step-*.pt    see facegan.train.checkpoint
+      checkpoints/step-*.pt    see facegan.checkpoint
       checkpoints/best.pt      the checkpoint of the lowest FID so far (with eval.eval_every)
       samples/epoch-0001.png   a grid from the same fixed latents every epoch
       samples/step-00000123.png  the same grid where training stopped inside an epoch
@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from facegan import checkpoint, files
 from facegan import config as cfg
-from facegan import files
 from facegan.errors import FaceganError
-from facegan.train import checkpoint
 
 
 class RunDir:
@@ -152,7 +151,7 @@ class RunPlan:
     config: cfg.Config
     run: RunDir
     resume_from: Path | None
-    resume_state: dict[str, Any] | None = None
+    resume_state: checkpoint.TrainingState | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -181,8 +180,8 @@ def plan(
         base = cfg.load_file(config_file) if config_file else cfg.load_preset(preset or "thesis128")
         return RunPlan(cfg.validate(cfg.override(base, overrides)), run, None)
 
-    state = checkpoint.load(latest)
-    base = cfg.validate(cfg.from_dict(state["config"], str(latest)))
+    state = checkpoint.TrainingState.load(latest)
+    base = cfg.validate(cfg.from_dict(state.config, str(latest)))
     notes = []
     try:
         if cfg.load_file(run.config_path) != base:

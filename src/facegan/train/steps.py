@@ -55,6 +55,25 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Loss:
+    """D's loss of (real logits, fake logits) and G's of the fake logits."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _bce_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return bce(real, 1.0) + bce(fake, 0.0)
+
+
+LOSSES: dict[str, Loss] = {
+    "nonsaturating": Loss(_bce_d, lambda fake: bce(fake, 1.0)),
+    "minimax": Loss(_bce_d, lambda fake: -F.softplus(fake).mean()),
+    "hinge": Loss(lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(), lambda fake: -fake.mean()),
+}
+
+
+@dataclass(frozen=True)
 class Objective:
     loss: str = "nonsaturating"
     r1_gamma: float = 0.0
@@ -64,16 +83,10 @@ class Objective:
     attribute_loss: float = 0.0
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        if self.loss == "hinge":
-            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-        return bce(real_logits, 1.0) + bce(fake_logits, 0.0)
+        return LOSSES[self.loss].d(real_logits, fake_logits)
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        if self.loss == "hinge":
-            return -fake_logits.mean()
-        if self.loss == "minimax":
-            return -F.softplus(fake_logits).mean()
-        return bce(fake_logits, 1.0)
+        return LOSSES[self.loss].g(fake_logits)
 
     def view(self, images: torch.Tensor) -> torch.Tensor:
         """What D is shown of ``images``: augmented, when augmentation is on."""

@@ -16,26 +16,33 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from facegan import checkpoint, models, sample
 from facegan import config as cfg
 from facegan import images as imaging
-from facegan import models, sample
 from facegan.conditions import Conditions, attribute_names
 from facegan.data import load_images
 from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
-from facegan.metrics.evaluate import DuringTraining
-from facegan.train import checkpoint, report, speed
+from facegan.train import augment, report, speed
 from facegan.train.run import RunPlan
 from facegan.train.ema import MovingAverage
 from facegan.train.steps import STEPS, Objective
 from facegan.train.stopping import StopRequest
 
 STOPPED_BY = {"SIGINT": "interrupted", "SIGTERM": "terminated"}  # the summary's reason for each signal
+
+# Evaluation during training (eval.eval_every) is given to ``train`` from above, so that
+# training does not depend on the metrics: a factory called once as
+# factory(settings, training images, run directory, seed, device, conditions), whose
+# result is called every eval_every epochs as evaluate(generator, progress) -> figures
+# (at least "fid" and "diversity"). facegan.metrics.evaluate.DuringTraining is one.
+Evaluation = Callable[[torch.nn.Module, Callable[[int, int], None]], dict[str, float]]
+EvaluatorFactory = Callable[[cfg.EvalConfig, np.ndarray, Path, int, torch.device, "Conditions | None"], Evaluation]
 
 
 class Observer:
@@ -147,16 +154,17 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
         speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
         BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
                     channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels),
-        Objective(t.loss, t.r1_gamma, t.r1_every, cfg.augment_policies(t.augment), generator.output_range,
+        Objective(t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range,
                   t.attribute_loss),
         MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
     )
 
 
 def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None,
-          labels: np.ndarray | None = None) -> dict[str, Any]:
+          labels: np.ndarray | None = None, evaluator: EvaluatorFactory | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by ``plan``; returns a summary. ``images`` (and,
-    for a conditional model, their ``labels``) replace the configured data set.
+    for a conditional model, their ``labels``) replace the configured data set;
+    ``evaluator`` makes the evaluation run every eval.eval_every epochs (see above).
 
     The run directory is locked while training. A run that fails before its first
     checkpoint removes the directory it made, so a failed start leaves nothing behind.
@@ -169,23 +177,27 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
         if note:
             observer.on_note(note)
         try:
-            return _train(plan, observer, images, labels)
+            return _train(plan, observer, images, labels, evaluator)
         except BaseException:
             if created and run.latest_checkpoint() is None:
                 shutil.rmtree(run.root, ignore_errors=True)
             raise
 
 
-def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels: np.ndarray | None) -> dict[str, Any]:
+def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels: np.ndarray | None,
+           make_evaluator: EvaluatorFactory | None) -> dict[str, Any]:
     config, run = plan.config, plan.run
     m, t = config.model, config.train
+    if config.eval.eval_every and make_evaluator is None:
+        raise FaceganError("eval.eval_every needs an evaluator (facegan train gives it one; a library caller passes "
+                           "evaluator=facegan.metrics.evaluate.DuringTraining)")
     device = resolve_device(t.device)
     for note in plan.notes:
         observer.on_note(note)
     state = plan.resume_state
     if plan.resume_from is not None:  # checked before anything slow
-        state = state or checkpoint.load(plan.resume_from)
-        saved_model = cfg.from_dict(state["config"], str(plan.resume_from)).model
+        state = state or checkpoint.TrainingState.load(plan.resume_from)
+        saved_model = cfg.from_dict(state.config, str(plan.resume_from)).model
         differences = cfg.model_differences(saved_model, m)
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
@@ -208,18 +220,17 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     step = epoch = position = 0
     elapsed = 0.0
     if state is not None:
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        g_optimizer.load_state_dict(state["g_optimizer"])
-        d_optimizer.load_state_dict(state["d_optimizer"])
-        step, epoch, position = state["step"], state["epoch"], state["position"]
+        generator.load_state_dict(state.generator)
+        discriminator.load_state_dict(state.discriminator)
+        g_optimizer.load_state_dict(state.g_optimizer)
+        d_optimizer.load_state_dict(state.d_optimizer)
+        step, epoch, position, elapsed = state.step, state.epoch, state.position, state.elapsed
         setup.steps_taken = step
         if setup.average is not None:  # a run that starts averaging on resume starts from its generator
-            setup.average.module.load_state_dict(state.get("generator_ema", state["generator"]))
-        elapsed = state.get("elapsed", 0.0)
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if device.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+            setup.average.module.load_state_dict(state.sampling_generator)
+        torch.set_rng_state(state.rng["torch"].cpu())
+        if device.type == "cuda" and "cuda" in state.rng:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state.rng["cuda"]])
         if position >= loader.steps_per_epoch:  # a smaller epoch now (a bigger batch, fewer images)
             observer.on_note(f"the checkpoint stopped {position:,} batches into epoch {epoch + 1}, which now has "
                              f"{loader.steps_per_epoch:,}: epoch {epoch + 1} counts as done")
@@ -227,7 +238,7 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     run.truncate_metrics(step)  # rows past the checkpoint (or, new, from a failed start) come again
     latents = sample.latents(t.sample_count, m.z_dim, t.seed).to(device)  # every epoch's grid: the same faces
     grid_labels = None if conditions is None else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(device)
-    evaluator = (DuringTraining(config.eval, images, run.root, t.seed, device, conditions)
+    evaluator = (make_evaluator(config.eval, images, run.root, t.seed, device, conditions)
                  if config.eval.eval_every else None)
     best_fid = min((r["fid"] for r in run.read_metrics() if "fid" in r), default=float("inf"))
     session_start = time.perf_counter()
@@ -239,23 +250,14 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint.save(
-            {
-                "config": config.to_dict(),
-                "generator": generator.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "g_optimizer": g_optimizer.state_dict(),
-                "d_optimizer": d_optimizer.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "position": position,
-                "elapsed": elapsed + time.perf_counter() - session_start,
-                "rng": rng,
-                **({"generator_ema": setup.average.module.state_dict()} if setup.average is not None else {}),
-                **({"conditions": conditions.state()} if conditions is not None else {}),
-            },
-            path,
-        )
+        checkpoint.TrainingState(
+            config=config.to_dict(), generator=generator.state_dict(), discriminator=discriminator.state_dict(),
+            g_optimizer=g_optimizer.state_dict(), d_optimizer=d_optimizer.state_dict(),
+            step=step, epoch=epoch, position=position, rng=rng,
+            elapsed=elapsed + time.perf_counter() - session_start,
+            generator_ema=setup.average.module.state_dict() if setup.average is not None else None,
+            conditions=conditions.state() if conditions is not None else None,
+        ).save(path)
         return path
 
     def save_checkpoint(due: bool = False) -> Path:

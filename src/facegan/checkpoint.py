@@ -1,4 +1,11 @@
-"""Checkpoints: written atomically, loaded without running code, found by step.
+"""Checkpoints: the training state's one schema, written atomically, loaded without
+running code, found by step.
+
+``TrainingState`` is what a checkpoint of a run holds: the trainer writes it and
+resumes from it, ``generate`` and ``evaluate`` read its generator. It sits below
+``train/`` so that sampling and metrics read checkpoints without reaching up into the
+trainer. ``save``/``load`` are the file format underneath, also used for other files
+(the attribute classifier).
 
 A checkpoint is a dict of tensors and plain values (no pickled classes), saved as
 ``checkpoints/step-00001234.pt``, through ``facegan.files.atomic_write``: a crash or a
@@ -12,6 +19,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +85,38 @@ def prune(folder: Path, keep: int) -> None:
     if keep > 0:
         for old in listing(folder)[:-keep]:
             old.unlink(missing_ok=True)
+
+
+@dataclass
+class TrainingState:
+    """A run after ``step`` steps: enough to go on bit for bit, or to make faces."""
+
+    config: dict[str, Any]  # the run's settings (facegan.config.Config.to_dict())
+    generator: dict[str, torch.Tensor]
+    discriminator: dict[str, torch.Tensor]
+    g_optimizer: dict[str, Any]
+    d_optimizer: dict[str, Any]
+    step: int
+    epoch: int  # epochs finished
+    position: int  # batches done in the current epoch
+    rng: dict[str, Any]  # "torch" (and "cuda"): the global random states
+    elapsed: float = 0.0  # seconds of training so far, over every session
+    generator_ema: dict[str, torch.Tensor] | None = None  # the moving average, when the run keeps one
+    conditions: dict[str, Any] | None = None  # a conditional model's attributes and their joint distribution
+
+    @property
+    def sampling_generator(self) -> dict[str, torch.Tensor]:
+        """The weights that make the run's faces: the moving average if kept."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def save(self, path: str | Path) -> None:
+        save({f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "TrainingState":
+        payload = load(path, map_location)
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in payload]
+        if missing:
+            raise FaceganError(f"{path} is not a training checkpoint: it holds no {missing[0]} "
+                               "(is it an attribute classifier?)")
+        return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})

@@ -1,0 +1,113 @@
+"""The projected discriminator (Sauer, Chitta, Müller, Geiger, NeurIPS 2021): D judges
+images through a frozen ImageNet network instead of learning features from scratch.
+
+    image (resized to ``feature_resolution``) -> EfficientNet-Lite0, frozen ->
+    four feature maps (1/4, 1/8, 1/16, 1/32 of the side) ->
+    cross-channel mixing: a random 1x1 convolution per map ->
+    cross-scale mixing: each map plus the mixed map below it, upsampled, through a
+    random 1x1 convolution ->
+    one small discriminator head per map (strided 4x4 convolutions with spectral norm,
+    batch norm and LeakyReLU, down to at most 4x4, then one logit per patch).
+
+The random mixing layers are drawn once, at construction (so seeded like every
+weight), and never trained: they spread each ImageNet feature over many channels, so
+that no head can lean on a few features (the paper's answer to D latching onto one
+cue). They are buffers: saved in checkpoints, moved with the network, not optimised.
+The feature network is not even a submodule: it is the same file for every run, kept
+out of ``parameters()``, ``state_dict()`` and train/eval switches (it always runs in
+inference mode), and moved to the device with the discriminator.
+
+The logits of all heads' patches are returned side by side, (N, patches): the losses
+average over them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegan.config import ModelConfig
+from facegan.models import efficientnet
+from facegan.models.family import Family, initialise
+from facegan.models.fastgan import FastGANGenerator
+
+MIXED_CHANNELS = (64, 128, 256, 512)  # channels of each scale after cross-channel mixing
+
+
+def random_projection(channels_out: int, channels_in: int) -> torch.Tensor:
+    """A fixed 1x1 convolution weight, uniform with variance 1 / channels_in, so that
+    mixing keeps the features' scale."""
+    bound = math.sqrt(3 / channels_in)
+    return torch.empty(channels_out, channels_in, 1, 1).uniform_(-bound, bound)
+
+
+def head(channels: int, side: int, width: int) -> nn.Sequential:
+    """Strided convolutions from a ``side`` x ``side`` map down to at most 4x4, then a
+    patch logit per position of a final (up to) 4x4 convolution."""
+    sn = nn.utils.parametrizations.spectral_norm
+    layers: list[nn.Module] = []
+    out = width
+    while side > 4:
+        layers += [sn(nn.Conv2d(channels, out, 4, 2, 1, bias=False)), nn.BatchNorm2d(out), nn.LeakyReLU(0.2, True)]
+        channels, side, out = out, side // 2, min(out * 2, width * 8)
+    layers.append(sn(nn.Conv2d(channels, 1, min(side, 4), 1, 0)))
+    return nn.Sequential(*layers)
+
+
+class ProjectedDiscriminator(nn.Module):
+    def __init__(self, resolution: int = 64, width: int = 64, feature_resolution: int = 0):
+        super().__init__()
+        self.feature_resolution = feature_resolution or resolution
+        self.__dict__["backbone"] = efficientnet.pretrained()  # not a submodule: see the module's docstring
+        sides = [self.feature_resolution // 2**k for k in (2, 3, 4, 5)]
+        inputs = efficientnet.FEATURE_CHANNELS
+        for k, (c_in, c_out) in enumerate(zip(inputs, MIXED_CHANNELS)):
+            self.register_buffer(f"mix_channels_{k}", random_projection(c_out, c_in))
+            if k + 1 < len(inputs):
+                self.register_buffer(f"mix_scales_{k}", random_projection(c_out, MIXED_CHANNELS[k + 1]))
+        self.heads = nn.ModuleList(head(c, side, width) for c, side in zip(MIXED_CHANNELS, sides))
+        self.conditions = 0
+
+    def _apply(self, fn, recurse: bool = True):
+        self.__dict__["backbone"]._apply(fn, recurse)  # .to(device), .to(memory_format=...), .half() ...
+        return super()._apply(fn, recurse)
+
+    def frozen_parameter_count(self) -> int:
+        """The feature network's weights and the random mixing layers: used, never trained."""
+        return (sum(p.numel() for p in self.__dict__["backbone"].feature_parameters())
+                + sum(b.numel() for name, b in self.named_buffers() if name.startswith("mix_")))
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The mixed multi-scale features of images in [-1, 1]."""
+        if images.shape[-1] != self.feature_resolution:
+            images = F.interpolate(images, size=self.feature_resolution, mode="bilinear", align_corners=False)
+        maps = self.__dict__["backbone"].features(images)
+        mixed = [F.conv2d(m, getattr(self, f"mix_channels_{k}")) for k, m in enumerate(maps)]
+        for k in range(len(mixed) - 2, -1, -1):  # from the coarsest up
+            below = F.interpolate(mixed[k + 1], size=mixed[k].shape[-2:], mode="bilinear", align_corners=False)
+            mixed[k] = mixed[k] + F.conv2d(below, getattr(self, f"mix_scales_{k}"))
+        return mixed
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([h(m).flatten(1) for h, m in zip(self.heads, self.features(images))], dim=1)
+
+
+def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    generator = FastGANGenerator(m.resolution, m.z_dim, m.g_width)
+    initialise(generator, "dcgan_normal")  # as FastGAN does; the heads keep PyTorch's (spectral norm) init
+    return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.d_feature_resolution)
+
+
+def check(m: ModelConfig) -> list[str]:
+    f = m.d_feature_resolution
+    if f and not (32 <= f <= 256 and math.log2(f).is_integer()):
+        return [f"model.d_feature_resolution must be 0 (the image size) or a power of two from 32 to 256, not {f}"]
+    return []
+
+
+FAMILY = Family("projected", "a FastGAN generator against a projected discriminator (frozen ImageNet "
+                "EfficientNet-Lite0 features, random mixing, multi-scale heads)", build,
+                min_resolution=32, fields=("d_feature_resolution",), check=check)
