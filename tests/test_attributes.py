@@ -12,6 +12,7 @@ from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
 from facegan.metrics.attributes import AttributeNet, as_input, recalibrate_batch_norm
+from facegan.train.run import RunDir
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
 from tests.test_evaluate import needs_inception
@@ -140,3 +141,26 @@ def test_classifier_reads_sex_from_real_celeba_photos(tmp_path):
     prepare(CELEBA, tmp_path / "cache", 32)
     result = train_classifier(open_cache(tmp_path / "cache"), tmp_path / "c.pt", ("Male", "Smiling"), epochs=1)
     assert result["test_accuracy"]["Male"] > 0.9, result
+
+
+@needs_inception
+def test_evaluations_during_training_track_the_attribute_shares(labelled, tmp_path, capsys):
+    """eval.classifier: each evaluation row holds every attribute's share among the samples
+    and among the real images compared, and losses.png gets a panel for the share of men."""
+    base, _ = labelled
+    classifier = tmp_path / "classifier.pt"
+    assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(classifier),
+                 "--attributes", "Male,Smiling", "--epochs", "1"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "dcgan64", "--run", str(run), "--data", str(base / "cache"), "--resolution", "16",
+                 "--g-width", "8", "--d-width", "8", "--batch-size", "64", "--epochs", "2", "--eval-every", "1",
+                 "--eval-n", "16", "--classifier", str(classifier), "--collapse-alarm", "0"]) == 0
+    err = capsys.readouterr().err
+    rows = [r for r in RunDir(run).read_metrics() if "fid" in r]
+    assert len(rows) == 2
+    for r in rows:
+        assert {"rate_Male", "real_rate_Male", "rate_Smiling", "real_rate_Smiling", "classifier_fd"} <= r.keys()
+        assert 0 <= r["rate_Male"] <= 1 and r["classifier_fd"] >= 0
+    assert rows[0]["real_rate_Male"] == rows[1]["real_rate_Male"]  # the same real images each time
+    assert err.count("attribute shares, samples (real): Male") == 2
+    assert Image.open(RunDir(run).losses_plot).size == (960, 1220)  # losses, D outputs, FID, share of men

@@ -62,6 +62,14 @@ def mixed(tmp_path) -> Path:
     return root
 
 
+def photo_folder(root: Path, count: int) -> Path:
+    """A folder of ``count`` small JPEG photos, 0.jpg, 1.jpg, ..."""
+    root.mkdir()
+    for i in range(count):
+        photo(i).save(root / f"{i}.jpg")
+    return root
+
+
 def reasons(manifest) -> dict[str, str]:
     return {s["file"]: s["reason"] for s in manifest["skipped"]}
 
@@ -188,10 +196,7 @@ def test_an_empty_folder_and_a_missing_source(tmp_path):
 
 
 def test_same_source_and_settings_reuse_the_cache_and_changes_redo_it(tmp_path):
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(3):
-        photo(i).save(root / f"{i}.jpg")
+    root = photo_folder(tmp_path / "photos", 3)
     first, reused = prepare(root, tmp_path / "cache", SIZE)
     assert not reused
     again, reused = prepare(root, tmp_path / "cache", SIZE)
@@ -204,10 +209,7 @@ def test_same_source_and_settings_reuse_the_cache_and_changes_redo_it(tmp_path):
 
 
 def test_an_interrupted_prepare_never_looks_complete(tmp_path):
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(5):
-        photo(i).save(root / f"{i}.jpg")
+    root = photo_folder(tmp_path / "photos", 5)
     prepare(root, tmp_path / "cache", SIZE)
     assert cache.is_cache(tmp_path / "cache")
 
@@ -225,10 +227,7 @@ def test_an_interrupted_prepare_never_looks_complete(tmp_path):
 
 
 def test_a_damaged_cache_is_prepared_again_not_reported_up_to_date(tmp_path):
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i in range(3):
-        photo(i).save(root / f"{i}.jpg")
+    root = photo_folder(tmp_path / "photos", 3)
     first, _ = prepare(root, tmp_path / "cache", SIZE)
     images = tmp_path / "cache" / "images.npy"
     images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])  # truncated behind its manifest's back

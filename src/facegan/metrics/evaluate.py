@@ -102,7 +102,11 @@ def judge(fakes: np.ndarray, real_features: np.ndarray, inception: Inception,
 class DuringTraining:
     """The evaluation the trainer runs every few epochs: ``n`` samples against ``n`` of the
     training images, whose features are computed at the first call and kept in ``folder``
-    (the run directory) under a name keyed by their content and the Inception file."""
+    (the run directory) under a name keyed by their content and the Inception file. With
+    ``settings.classifier`` it also tracks each attribute's share among the samples
+    (``rate_<name>``), among the real images compared as the classifier reads them
+    (``real_rate_<name>``), and the distance in the classifier's features
+    (``classifier_fd``)."""
 
     def __init__(self, settings: EvalConfig, images: np.ndarray, folder: Path, seed: int, device: torch.device,
                  conditions: Conditions | None = None):
@@ -114,6 +118,8 @@ class DuringTraining:
         self.real_features: np.ndarray | None = None
         # a conditional generator is asked for labels drawn as the training data has them
         self.labels = None if conditions is None else conditions.sample(self.n, seed + 1)
+        self.reader = AttributeClassifier(settings.classifier) if settings.classifier else None
+        self.real_read: tuple[np.ndarray, np.ndarray] | None = None
 
     def _place(self) -> Path:
         digest = hashlib.sha256(np.ascontiguousarray(self.images[subset(len(self.images), self.n, self.seed)]).tobytes())
@@ -124,8 +130,17 @@ class DuringTraining:
         if self.real_features is None:
             self.real_features, _ = reference_features(self.images, self.n, self.inception, self.seed, [self._place()],
                                                        progress)
-        return judge(samples_of(generator, self.n, self.seed + 1, self.device, self.labels), self.real_features,
-                     self.inception, progress)
+        fakes = samples_of(generator, self.n, self.seed + 1, self.device, self.labels)
+        figures = judge(fakes, self.real_features, self.inception, progress)
+        if self.reader is not None:
+            if self.real_read is None:
+                self.real_read = self.reader.read_and_embed(self.images[subset(len(self.images), self.n, self.seed)])
+            read, embedded = self.reader.read_and_embed(fakes)
+            figures["classifier_fd"] = distances.fid(self.real_read[1], embedded)
+            for j, name in enumerate(self.reader.names):
+                figures[f"rate_{name}"] = float(read[:, j].mean())
+                figures[f"real_rate_{name}"] = float(self.real_read[0][:, j].mean())
+        return figures
 
 
 def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, reader: AttributeClassifier,

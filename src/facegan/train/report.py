@@ -12,9 +12,10 @@ from facegan import files
 from facegan import images as imaging
 
 COLOURS = {"loss_d": (214, 69, 65), "loss_g": (52, 101, 164), "d_real": (78, 154, 6), "d_fake": (204, 121, 0),
-           "fid": (117, 80, 123)}
+           "fid": (117, 80, 123), "rate_Male": (52, 101, 164), "real_rate_Male": (136, 138, 133)}
 LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(real)", "d_fake": "mean D(fake)",
-          "fid": "FID (evaluations during training)"}
+          "fid": "FID (evaluations during training)", "rate_Male": "samples",
+          "real_rate_Male": "real images (the same classifier)"}
 
 
 GIF_FRAMES = 60  # at most: a long run's animation samples its epochs evenly, so it costs the same to make
@@ -94,7 +95,8 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Panels against the training step: the losses, D's mean outputs, and FID when the
     run was evaluated during training."""
     with_fid = any("fid" in r for r in rows)
-    width, height = 960, 940 if with_fid else 660
+    with_men = any("rate_Male" in r for r in rows)
+    width, height = 960, 660 + 280 * with_fid + 280 * with_men
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
@@ -102,5 +104,9 @@ def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     _panel(draw, (70, 360, width - 30, 600), rows, ["d_real", "d_fake"], "discriminator outputs (0 fake, 1 real)", font, (0.0, 1.0))
     if with_fid:
         _panel(draw, (70, 680, width - 30, 880), rows, ["fid"], "FID against training images (lower is better)", font)
+    if with_men:
+        top = 680 + 280 * with_fid
+        _panel(draw, (70, top, width - 30, top + 200), rows, ["rate_Male", "real_rate_Male"],
+               "share of men, read by the attribute classifier", font, (0.0, 1.0))
     draw.text((width // 2, height - 6), "training step", fill=(30, 30, 30), font=font, anchor="ms")
     files.atomic_write(path, lambda f: image.save(f, format="PNG"))

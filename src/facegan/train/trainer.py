@@ -186,7 +186,9 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
 
 def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels: np.ndarray | None,
            make_evaluator: EvaluatorFactory | None) -> dict[str, Any]:
-    config, run = plan.config, plan.run
+    """Check everything that can be checked before anything slow, load the data, build
+    the networks, then hand over to a Session."""
+    config = plan.config
     m, t = config.model, config.train
     if config.eval.eval_every and make_evaluator is None:
         raise FaceganError("eval.eval_every needs an evaluator (facegan train gives it one; a library caller passes "
@@ -195,10 +197,9 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     for note in plan.notes:
         observer.on_note(note)
     state = plan.resume_state
-    if plan.resume_from is not None:  # checked before anything slow
+    if plan.resume_from is not None:
         state = state or checkpoint.TrainingState.load(plan.resume_from)
-        saved_model = cfg.from_dict(state.config, str(plan.resume_from)).model
-        differences = cfg.model_differences(saved_model, m)
+        differences = cfg.model_differences(cfg.from_dict(state.config, str(plan.resume_from)).model, m)
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
     models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, device)
@@ -211,170 +212,181 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         raise FaceganError(f"a model conditioned on {', '.join(names)} needs one label per image and attribute")
     conditions = Conditions.of(names, labels) if names else None
     setup = set_up(config, device, images, labels)
-    generator, discriminator = setup.generator, setup.discriminator
-    g_optimizer, d_optimizer, loader = setup.g_optimizer, setup.d_optimizer, setup.loader
-    if loader.steps_per_epoch == 0:
+    if setup.loader.steps_per_epoch == 0:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
-    cfg.save_file(config, run.config_path)
-
-    step = epoch = position = 0
-    elapsed = 0.0
-    if state is not None:
-        generator.load_state_dict(state.generator)
-        discriminator.load_state_dict(state.discriminator)
-        g_optimizer.load_state_dict(state.g_optimizer)
-        d_optimizer.load_state_dict(state.d_optimizer)
-        step, epoch, position, elapsed = state.step, state.epoch, state.position, state.elapsed
-        setup.steps_taken = step
-        if setup.average is not None:  # a run that starts averaging on resume starts from its generator
-            setup.average.module.load_state_dict(state.sampling_generator)
-        torch.set_rng_state(state.rng["torch"].cpu())
-        if device.type == "cuda" and "cuda" in state.rng:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state.rng["cuda"]])
-        if position >= loader.steps_per_epoch:  # a smaller epoch now (a bigger batch, fewer images)
-            observer.on_note(f"the checkpoint stopped {position:,} batches into epoch {epoch + 1}, which now has "
-                             f"{loader.steps_per_epoch:,}: epoch {epoch + 1} counts as done")
-            epoch, position = epoch + 1, 0
-    run.truncate_metrics(step)  # rows past the checkpoint (or, new, from a failed start) come again
-    latents = sample.latents(t.sample_count, m.z_dim, t.seed).to(device)  # every epoch's grid: the same faces
-    grid_labels = None if conditions is None else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(device)
-    evaluator = (make_evaluator(config.eval, images, run.root, t.seed, device, conditions)
+    cfg.save_file(config, plan.run.config_path)
+    evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, conditions)
                  if config.eval.eval_every else None)
-    best_fid = min((r["fid"] for r in run.read_metrics() if "fid" in r), default=float("inf"))
-    session_start = time.perf_counter()
-    saved = plan.resume_from  # the newest checkpoint
-    rolling: Path | None = None  # the newest checkpoint saved because one was due, if kept only until the next
-    last_saved_at = session_start
+    session = Session(plan, observer, setup, conditions, evaluator, state)
+    observer.on_start({
+        "run": str(plan.run.root), "device": str(device), "speed": setup.fast.describe(), "images": len(images),
+        "data": data_line, "steps_per_epoch": setup.loader.steps_per_epoch, "start_step": session.step,
+        "total_steps": min(t.epochs * setup.loader.steps_per_epoch, t.max_steps or float("inf")),
+        "time_limit_s": t.time_limit * 60, "resumed_from": str(plan.resume_from) if plan.resume_from else None,
+        "generator_parameters": models.parameter_count(setup.generator),
+        "discriminator_parameters": models.parameter_count(setup.discriminator),
+    })
+    return session.run()
 
-    def write_state(path: Path) -> Path:
+
+class Session:
+    """One sitting of a run: from its start (or the checkpoint it resumes) to where it
+    stops, with what it writes into the run directory on the way."""
+
+    def __init__(self, plan: RunPlan, observer: Observer, setup: TrainingSetup, conditions: Conditions | None,
+                 evaluator: Evaluation | None, state: checkpoint.TrainingState | None):
+        self.config, self.run_dir, self.observer, self.setup = plan.config, plan.run, observer, setup
+        self.conditions, self.evaluator = conditions, evaluator
+        self.step = self.epoch = self.position = 0
+        self.elapsed = 0.0
+        if state is not None:
+            self.restore(state)
+        t = self.config.train
+        self.run_dir.truncate_metrics(self.step)  # rows past the checkpoint (or, new, from a failed start) come again
+        self.latents = sample.latents(t.sample_count, self.config.model.z_dim, t.seed).to(setup.device)
+        self.grid_labels = (None if conditions is None
+                            else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(setup.device))
+        self.best_fid = min((r["fid"] for r in self.run_dir.read_metrics() if "fid" in r), default=float("inf"))
+        self.started = self.last_saved_at = time.perf_counter()
+        self.saved = plan.resume_from  # the newest checkpoint
+        self.rolling: Path | None = None  # the newest checkpoint saved only because one was due
+        self.running = _Running()
+        self.stop = StopRequest(lambda name, aborting: self.observer.on_signal(name, aborting, self.saved))
+
+    def restore(self, state: checkpoint.TrainingState) -> None:
+        s = self.setup
+        s.generator.load_state_dict(state.generator)
+        s.discriminator.load_state_dict(state.discriminator)
+        s.g_optimizer.load_state_dict(state.g_optimizer)
+        s.d_optimizer.load_state_dict(state.d_optimizer)
+        self.step, self.epoch, self.position, self.elapsed = state.step, state.epoch, state.position, state.elapsed
+        s.steps_taken = self.step
+        if s.average is not None:  # a run that starts averaging on resume starts from its generator
+            s.average.module.load_state_dict(state.sampling_generator)
+        torch.set_rng_state(state.rng["torch"].cpu())
+        if s.device.type == "cuda" and "cuda" in state.rng:
+            torch.cuda.set_rng_state_all([r.cpu() for r in state.rng["cuda"]])
+        if self.position >= s.loader.steps_per_epoch:  # a smaller epoch now (a bigger batch, fewer images)
+            self.observer.on_note(f"the checkpoint stopped {self.position:,} batches into epoch {self.epoch + 1}, "
+                                  f"which now has {s.loader.steps_per_epoch:,}: epoch {self.epoch + 1} counts as done")
+            self.epoch, self.position = self.epoch + 1, 0
+
+    def write_state(self, path: Path) -> Path:
+        s = self.setup
         rng = {"torch": torch.get_rng_state()}
-        if device.type == "cuda":
+        if s.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint.TrainingState(
-            config=config.to_dict(), generator=generator.state_dict(), discriminator=discriminator.state_dict(),
-            g_optimizer=g_optimizer.state_dict(), d_optimizer=d_optimizer.state_dict(),
-            step=step, epoch=epoch, position=position, rng=rng,
-            elapsed=elapsed + time.perf_counter() - session_start,
-            generator_ema=setup.average.module.state_dict() if setup.average is not None else None,
-            conditions=conditions.state() if conditions is not None else None,
+            config=self.config.to_dict(), generator=s.generator.state_dict(),
+            discriminator=s.discriminator.state_dict(), g_optimizer=s.g_optimizer.state_dict(),
+            d_optimizer=s.d_optimizer.state_dict(), step=self.step, epoch=self.epoch, position=self.position,
+            rng=rng, elapsed=self.elapsed + time.perf_counter() - self.started,
+            generator_ema=s.average.module.state_dict() if s.average is not None else None,
+            conditions=self.conditions.state() if self.conditions is not None else None,
         ).save(path)
         return path
 
-    def save_checkpoint(due: bool = False) -> Path:
+    def save_checkpoint(self, due: bool = False) -> Path:
         """Save the state after ``step``; one saved only because it was ``due`` is kept
         only until the next checkpoint."""
-        nonlocal saved, rolling, last_saved_at
-        path = write_state(run.checkpoints / checkpoint.name_for(step))
-        if rolling is not None and rolling != path:
-            rolling.unlink(missing_ok=True)
-        rolling = path if due else None
-        checkpoint.prune(run.checkpoints, t.keep_checkpoints)
-        saved, last_saved_at = path, time.perf_counter()
+        path = self.write_state(self.run_dir.checkpoints / checkpoint.name_for(self.step))
+        if self.rolling is not None and self.rolling != path:
+            self.rolling.unlink(missing_ok=True)
+        self.rolling = path if due else None
+        checkpoint.prune(self.run_dir.checkpoints, self.config.train.keep_checkpoints)
+        self.saved, self.last_saved_at = path, time.perf_counter()
         return path
 
-    def checkpoint_due() -> bool:
-        if t.checkpoint_every and step % t.checkpoint_every == 0:
+    def checkpoint_due(self) -> bool:
+        t = self.config.train
+        if t.checkpoint_every and self.step % t.checkpoint_every == 0:
             return True
-        return bool(t.checkpoint_minutes) and time.perf_counter() - last_saved_at >= t.checkpoint_minutes * 60
+        return bool(t.checkpoint_minutes) and time.perf_counter() - self.last_saved_at >= t.checkpoint_minutes * 60
 
-    running = _Running()
+    def log(self) -> None:
+        if self.running.steps == 0:
+            return
+        record = {"step": self.step,
+                  "epoch": round(self.epoch + self.position / self.setup.loader.steps_per_epoch, 4)}
+        record.update(self.running.flush(self.config.train.batch_size))
+        record["elapsed_s"] = round(self.elapsed + time.perf_counter() - self.started, 2)
+        self.run_dir.append_metrics(record)
+        self.observer.on_log(record)
 
-    def evaluate_now() -> None:
-        nonlocal best_fid
+    def evaluate(self) -> None:
         started = time.perf_counter()
-        figures = evaluator(setup.sampler, observer.on_evaluating)
-        record = {"step": step, "epoch": epoch, "eval_n": config.eval.eval_n,
+        figures = self.evaluator(self.setup.sampler, self.observer.on_evaluating)
+        record = {"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval.eval_n,
                   **{k: round(v, 5) for k, v in figures.items()},
                   "eval_seconds": round(time.perf_counter() - started, 2)}
-        if figures["fid"] < best_fid:
-            best_fid = figures["fid"]
-            record["best"] = str(write_state(run.best_checkpoint))
-        if figures["diversity"] < config.eval.collapse_alarm:
+        if figures["fid"] < self.best_fid:
+            self.best_fid = figures["fid"]
+            record["best"] = str(self.write_state(self.run_dir.best_checkpoint))
+        alarm = self.config.eval.collapse_alarm
+        if figures["diversity"] < alarm:
             record["warning"] = (
                 f"possible mode collapse: sample diversity is {figures['diversity']:.2f} of the real data's, below "
-                f"eval.collapse_alarm {config.eval.collapse_alarm:.2f}; look at {run.sample_path(epoch)}")
-        run.append_metrics(record)
-        observer.on_eval(record)
+                f"eval.collapse_alarm {alarm:.2f}; look at {self.run_dir.sample_path(self.epoch)}")
+        self.run_dir.append_metrics(record)
+        self.observer.on_eval(record)
 
-    def log() -> None:
-        if running.steps == 0:
-            return
-        record = {"step": step, "epoch": round(epoch + position / loader.steps_per_epoch, 4)}
-        record.update(running.flush(t.batch_size))
-        record["elapsed_s"] = round(elapsed + time.perf_counter() - session_start, 2)
-        run.append_metrics(record)
-        observer.on_log(record)
+    def stop_reason(self) -> str | None:
+        """Why training should stop after the step just taken, if it should."""
+        t = self.config.train
+        if self.stop.signal_name:
+            return STOPPED_BY[self.stop.signal_name]
+        if t.max_steps and self.step >= t.max_steps:
+            return "step limit"
+        if t.time_limit and time.perf_counter() - self.started >= t.time_limit * 60:
+            return "time limit"
+        return None
 
-    observer.on_start(
-        {
-            "run": str(run.root),
-            "device": str(device),
-            "speed": setup.fast.describe(),
-            "images": len(images),
-            "data": data_line,
-            "steps_per_epoch": loader.steps_per_epoch,
-            "start_step": step,
-            "total_steps": min(t.epochs * loader.steps_per_epoch, t.max_steps or float("inf")),
-            "time_limit_s": t.time_limit * 60,
-            "resumed_from": str(plan.resume_from) if plan.resume_from else None,
-            "generator_parameters": models.parameter_count(generator),
-            "discriminator_parameters": models.parameter_count(discriminator),
-        }
-    )
+    def grid(self, path: Path) -> Path:
+        return write_samples(self.setup.sampler, self.latents, path, self.grid_labels)
 
-    def on_signal(name: str, aborting: bool) -> None:
-        observer.on_signal(name, aborting, saved)
-
-    with StopRequest(on_signal) as stop:
-
-        def stop_reason() -> str | None:
-            """Why training should stop after the step just taken, if it should."""
-            if stop.signal_name:
-                return STOPPED_BY[stop.signal_name]
-            if t.max_steps and step >= t.max_steps:
-                return "step limit"
-            if t.time_limit and time.perf_counter() - session_start >= t.time_limit * 60:
-                return "time limit"
-            return None
-
-        reason = stop_reason() or "finished"
-        last_grid = None
-        try:
-            while epoch < t.epochs and reason == "finished":
-                for real, real_labels in loader.epoch(epoch, position):  # never empty: position < steps_per_epoch
-                    running.add(setup.step(real, torch.randn(t.batch_size, m.z_dim, device=device), real_labels))
-                    step += 1
-                    position += 1
-                    observer.on_step(step)
-                    if step % t.log_every == 0:
-                        log()
-                    if why := stop_reason():
-                        reason = why
-                        break
-                    if position < loader.steps_per_epoch and checkpoint_due():
-                        log()
-                        save_checkpoint(due=True)
-                if position == loader.steps_per_epoch:
-                    epoch += 1
-                    position = 0
-                    log()
-                    last_grid = write_samples(setup.sampler, latents, run.sample_path(epoch), grid_labels)
-                    save_checkpoint()
-                    observer.on_epoch(epoch, last_grid, saved)
-                    if evaluator is not None and epoch % config.eval.eval_every == 0:
-                        evaluate_now()
-                    if reason == "finished":  # a signal or the time limit during the epoch's end: all is saved
-                        reason = stop_reason() or reason
-                else:  # stopped inside the epoch: a grid of the model where it stopped
-                    log()
-                    last_grid = write_samples(setup.sampler, latents, run.stop_sample_path(step), grid_labels)
-                    save_checkpoint()
-            report.write(run, last_grid)
-        finally:
-            observer.on_end({"reason": reason, "step": step})
-    return {"reason": reason, "step": step, "epoch": epoch, "checkpoint": str(saved) if saved else None,
-            "samples": str(last_grid) if last_grid else None,
-            "seconds": round(time.perf_counter() - session_start, 2)}
+    def run(self) -> dict[str, Any]:
+        """Train until the last epoch, a limit or a signal; returns a summary."""
+        t, setup, loader = self.config.train, self.setup, self.setup.loader
+        with self.stop:
+            reason = self.stop_reason() or "finished"
+            last_grid = None
+            try:
+                while self.epoch < t.epochs and reason == "finished":
+                    for real, real_labels in loader.epoch(self.epoch, self.position):  # never empty
+                        z = torch.randn(t.batch_size, self.config.model.z_dim, device=setup.device)
+                        self.running.add(setup.step(real, z, real_labels))
+                        self.step += 1
+                        self.position += 1
+                        self.observer.on_step(self.step)
+                        if self.step % t.log_every == 0:
+                            self.log()
+                        if why := self.stop_reason():
+                            reason = why
+                            break
+                        if self.position < loader.steps_per_epoch and self.checkpoint_due():
+                            self.log()
+                            self.save_checkpoint(due=True)
+                    if self.position == loader.steps_per_epoch:
+                        self.epoch, self.position = self.epoch + 1, 0
+                        self.log()
+                        last_grid = self.grid(self.run_dir.sample_path(self.epoch))
+                        self.save_checkpoint()
+                        self.observer.on_epoch(self.epoch, last_grid, self.saved)
+                        if self.evaluator is not None and self.epoch % self.config.eval.eval_every == 0:
+                            self.evaluate()
+                        if reason == "finished":  # a signal or the time limit during the epoch's end: all is saved
+                            reason = self.stop_reason() or reason
+                    else:  # stopped inside the epoch: a grid of the model where it stopped
+                        self.log()
+                        last_grid = self.grid(self.run_dir.stop_sample_path(self.step))
+                        self.save_checkpoint()
+                report.write(self.run_dir, last_grid)
+            finally:
+                self.observer.on_end({"reason": reason, "step": self.step})
+        return {"reason": reason, "step": self.step, "epoch": self.epoch,
+                "checkpoint": str(self.saved) if self.saved else None,
+                "samples": str(last_grid) if last_grid else None,
+                "seconds": round(time.perf_counter() - self.started, 2)}
 
 
 def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path,
