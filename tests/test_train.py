@@ -261,6 +261,16 @@ def test_a_stop_inside_an_epoch_names_its_grid_by_step(run_dir):
     assert Image.open(run.progress_gif).n_frames == 3  # epochs only
 
 
+def test_a_start_clears_temporary_files_a_kill_left(run_dir):
+    train(tiny_plan(run_dir, epochs=1))
+    run = RunDir(run_dir)
+    left = [run.samples / ".epoch-0002.png.999.partial", run.root / ".config.toml.999.partial"]
+    for path in left:
+        path.write_bytes(b"half")
+    train(plan(run_dir, overrides={"epochs": 2}))
+    assert not any(path.exists() for path in left)
+
+
 def test_a_failed_start_leaves_no_run_directory(tmp_path):
     with pytest.raises(FaceganError, match="fewer than one batch"):
         train(tiny_plan(tmp_path / "new", synthetic_count=8, batch_size=16))

@@ -68,6 +68,13 @@ class RunDir:
         """The grids of finished epochs, in order."""
         return sorted(self.samples.glob("epoch-*.png"))
 
+    def clear_temporaries(self) -> None:
+        """Remove files a killed writer left half-written (never under a real name); call
+        it holding the lock, when no other process writes here."""
+        for folder in (self.root, self.checkpoints, self.samples):
+            for stale in folder.glob(f".*{files.PARTIAL}"):
+                stale.unlink(missing_ok=True)
+
     @contextmanager
     def lock(self) -> Iterator[str | None]:
         """Hold the run's lock while inside; yields a note when a dead process's lock was taken over."""

@@ -176,6 +176,7 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
     with run.lock() as note:
         if note:
             observer.on_note(note)
+        run.clear_temporaries()
         try:
             return _train(plan, observer, images, labels, evaluator)
         except BaseException:
