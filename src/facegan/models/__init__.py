@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from torch import nn
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
 from facegan.models import dcgan, projected, thesis
-from facegan.models.family import Discriminator, Family, Generator, initialise, spectral_normalise  # noqa: F401
+from facegan.models.family import Family
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY)}
 
