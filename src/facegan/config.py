@@ -87,7 +87,7 @@ class TrainConfig:
     sample_count: int = setting(16, "images in each epoch's grid (fixed latents)", (1, 1024))
     keep_checkpoints: int = setting(0, "keep the newest N checkpoints; 0 keeps all", (0, 1_000_000))
     max_steps: int = setting(0, "stop (with a checkpoint) after this many steps in all; 0 = no limit", (0, 10**12))
-    time_limit: float = setting(0.0, "minutes; stop (with a checkpoint) once spent; 0 = no limit", (0, 1e6))
+    time_limit: float = setting(0.0, "minutes of training in this start (evaluations during training not counted); stop with a checkpoint once spent; 0 = no limit", (0, 1e6))
     checkpoint_every: int = setting(0, "also save a checkpoint every N steps inside an epoch (the newest such one "
                                        "is kept); 0 = only at epoch ends and stops", (0, 10**12))
     checkpoint_minutes: float = setting(15.0, "also save a checkpoint once this many minutes have passed since the "
@@ -272,7 +272,6 @@ def validate(config: Config) -> Config:
     from facegan import models  # the family registry sits above this module; it knows each family's settings
 
     models.check(m)
-    need(m.init in ("dcgan_normal", "glorot_uniform"), f"model.init must be 'dcgan_normal' or 'glorot_uniform', not {m.init!r}")
     need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
     from facegan.train import augment, steps  # the registries of steps, losses and augmentations
 

@@ -249,6 +249,7 @@ class Session:
                             else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(setup.device))
         self.best_fid = min((r["fid"] for r in self.run_dir.read_metrics() if "fid" in r), default=float("inf"))
         self.started = self.last_saved_at = time.perf_counter()
+        self.evaluating_s = 0.0  # seconds spent in evaluations since this start, not counted by the time limit
         self.saved = plan.resume_from  # the newest checkpoint
         self.rolling: Path | None = None  # the newest checkpoint saved only because one was due
         self.running = _Running()
@@ -317,6 +318,7 @@ class Session:
     def evaluate(self) -> None:
         started = time.perf_counter()
         figures = self.evaluator(self.setup.sampler, self.observer.on_evaluating)
+        self.evaluating_s += time.perf_counter() - started
         record = {"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval.eval_n,
                   **{k: round(v, 5) for k, v in figures.items()},
                   "eval_seconds": round(time.perf_counter() - started, 2)}
@@ -338,7 +340,7 @@ class Session:
             return STOPPED_BY[self.stop.signal_name]
         if t.max_steps and self.step >= t.max_steps:
             return "step limit"
-        if t.time_limit and time.perf_counter() - self.started >= t.time_limit * 60:
+        if t.time_limit and time.perf_counter() - self.started - self.evaluating_s >= t.time_limit * 60:
             return "time limit"
         return None
 
