@@ -69,6 +69,8 @@ def test_a_file_needs_only_the_fields_it_changes(tmp_path):
         ("[model]\nresolution = 1048576\n", "model.resolution must be between 8 and 1,024, not 1,048,576"),
         ("[train]\ng_lr = nan\n", "train.g_lr must be between"),
         ("[train]\nseed = -1\n", "train.seed must be between 0 and"),
+        ("[model]\ninit = 'he'\n", "model.init must be one of dcgan_normal, glorot_uniform, not 'he'"),
+        ("[train]\nloss = 'l2'\n", "train.loss must be one of"),
         ("[train\n", "not valid TOML"),
     ],
 )

@@ -264,7 +264,8 @@ def test_a_stop_inside_an_epoch_names_its_grid_by_step(run_dir):
 def test_a_start_clears_temporary_files_a_kill_left(run_dir):
     train(tiny_plan(run_dir, epochs=1))
     run = RunDir(run_dir)
-    left = [run.samples / ".epoch-0002.png.999.partial", run.root / ".config.toml.999.partial"]
+    left = [run.samples / ".epoch-0002.png.999.partial", run.root / ".config.toml.999.partial",
+            run.checkpoints / ".step-00000007.pt.999.partial"]
     for path in left:
         path.write_bytes(b"half")
     train(plan(run_dir, overrides={"epochs": 2}))

@@ -79,9 +79,8 @@ def latest(folder: Path) -> Path | None:
 
 
 def prune(folder: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints (keep=0 keeps all) and stale temporaries."""
-    for stale in folder.glob(f".step-*{files.PARTIAL}"):
-        stale.unlink(missing_ok=True)
+    """Delete all but the newest ``keep`` checkpoints (keep=0 keeps all). A killed
+    writer's temporaries are cleared at the next start (RunDir.clear_temporaries)."""
     if keep > 0:
         for old in listing(folder)[:-keep]:
             old.unlink(missing_ok=True)

@@ -53,8 +53,9 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _use_threads(args: argparse.Namespace) -> None:
-    if not 0 <= args.threads <= 1024:
-        raise FaceganError(f"--threads must be between 0 and 1,024, not {args.threads}")
+    low, high = cfg.field_index()["threads"][1].metadata["between"]  # the range train's speed.threads has
+    if not low <= args.threads <= high:
+        raise FaceganError(f"--threads must be between {cfg.number(low)} and {cfg.number(high)}, not {args.threads}")
     if args.threads:
         import torch
 
@@ -202,6 +203,7 @@ class ProgressReport:
         self.time_limit = 0.0
         self.preparing = None
         self.evaluating = None
+        self.evaluated_s = 0.0  # not counted by the time limit
 
     def say(self, text: str) -> None:
         if self.bar is not None:
@@ -241,7 +243,7 @@ class ProgressReport:
         rate = (r["step"] - self.start_step) / max(spent, 1e-9)
         eta = (self.total - r["step"]) / rate if rate > 0 else 0
         if self.time_limit:
-            eta = min(eta, max(self.time_limit - spent, 0))
+            eta = min(eta, max(self.time_limit - (spent - self.evaluated_s), 0))
         self.say(f"step {r['step']:,}/{self.total:,}  epoch {r['epoch']:.2f}  {figures}  "
                  f"{r['images_per_s']:.0f} img/s  eta {_duration(eta)}")
 
@@ -259,6 +261,7 @@ class ProgressReport:
 
     def on_eval(self, r: dict[str, Any]) -> None:
         self.evaluating = None
+        self.evaluated_s += r["eval_seconds"]
         self.say(f"evaluation at epoch {r['epoch']} (step {r['step']:,}): FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}, "
                  f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}, "
                  f"face rate {r['face_rate']:.0%}  (N={r['eval_n']:,} samples vs {r['eval_n']:,} training images, "

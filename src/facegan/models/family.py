@@ -24,6 +24,7 @@ from torch import nn
 from facegan.config import ModelConfig
 
 COMMON_FIELDS = ("family", "resolution", "z_dim", "g_width", "d_width")  # every family reads these
+INIT_SCHEMES = ("dcgan_normal", "glorot_uniform")  # model.init, for the families that read it (see initialise)
 
 
 class Generator(Protocol):
@@ -59,12 +60,16 @@ class Family:
             if name not in COMMON_FIELDS and name not in self.fields and getattr(m, name) != getattr(defaults, name):
                 found.append(f"model.{name} is not a setting of family {self.name} (it reads "
                              f"{', '.join(COMMON_FIELDS[1:] + self.fields)})")
+        if "init" in self.fields and m.init not in INIT_SCHEMES:
+            found.append(f"model.init must be one of {', '.join(INIT_SCHEMES)}, not {m.init!r}")
         return found + self.check(m)
 
 
 def initialise(module: nn.Module, scheme: str) -> None:
     """Set weights by ``scheme``: Keras' Glorot-uniform with zero biases, or DCGAN's
     N(0, 0.02) for convolutions and N(1, 0.02) scales for batch norm."""
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}")
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if scheme == "glorot_uniform":
