@@ -11,6 +11,7 @@ from facegan import models
 from facegan.data.synthetic import synthetic_faces
 from facegan.metrics import distances
 from facegan.models import efficientnet
+from facegan.models.fastgan import FastGANGenerator
 from facegan.models.projected import ProjectedDiscriminator
 
 
@@ -59,3 +60,29 @@ def test_the_random_mixing_is_seeded_with_the_rest():
     torch.manual_seed(2)
     _, c = models.build(config.model)
     assert torch.equal(a.mix_channels_0, b.mix_channels_0) and not torch.equal(a.mix_channels_0, c.mix_channels_0)
+
+
+def test_the_conditional_version_follows_its_labels_and_keeps_the_plain_layout():
+    config = cfg.validate(cfg.override(cfg.load_preset("fast64"), {
+        "resolution": 32, "g_width": 4, "d_width": 8, "attributes": "Male,Smiling", "attribute_loss": 1.0}))
+    torch.manual_seed(0)
+    generator, discriminator = models.build(config.model, attribute_head=True)
+    generator.eval(), discriminator.eval()  # batch statistics and spectral norm's power iteration held still
+    z, off, on = torch.randn(4, config.model.z_dim), torch.zeros(4, 2), torch.zeros(4, 2)
+    on[:, 0] = 1
+    images = generator(z, off)
+    assert images.shape == (4, 3, 32, 32) and not torch.allclose(images, generator(z, on))
+    # each head's logit moves with the labels by its projection term, and by nothing else
+    moved = discriminator(images, on) - discriminator(images, off)
+    for k, (head, embed, features) in enumerate(zip(discriminator.heads, discriminator.embeds,
+                                                    discriminator.features(images))):
+        pooled = head[:-1](features).sum(dim=(2, 3))
+        assert torch.allclose(moved[:, k], (pooled * 2 * embed.weight[:, 0]).sum(1), atol=1e-4)
+    logits, attributes = discriminator(images, off, attributes=True)
+    assert torch.equal(logits, discriminator(images, off)) and attributes.shape == (4, 2)
+    # the unconditional networks are the ones fast64 checkpoints hold
+    plain = cfg.override(config, {"attributes": "", "attribute_loss": 0.0}).model
+    plain_g, plain_d = models.build(plain)
+    assert not hasattr(plain_d, "embeds") and plain_g.start[0].in_channels == config.model.z_dim
+    assert generator.start[0].in_channels == config.model.z_dim + 2
+    assert {k for k in plain_g.state_dict()} == {k for k in FastGANGenerator(32, 100, 4).state_dict()}

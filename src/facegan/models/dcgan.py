@@ -35,34 +35,13 @@ from torch import nn
 
 from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
+from facegan.models.conditioning import ConditionalBatchNorm2d, projection, run_layers, signs
 from facegan.models.family import Family, initialise, spectral_normalise
 
 
 def stages(resolution: int) -> int:
     """Stride-2 layers between 4x4 and the image."""
     return int(math.log2(resolution // 4))
-
-
-def signs(labels: torch.Tensor) -> torch.Tensor:
-    """0/1 labels as -1/+1, so that 'absent' is a signal too."""
-    if labels is None:
-        raise ValueError("a conditional network needs labels")
-    return labels * 2 - 1
-
-
-class ConditionalBatchNorm2d(nn.Module):
-    """Batch norm without its own scale and shift; they come from the labels instead:
-    y = norm(x) * (1 + gamma(labels)) + beta(labels)."""
-
-    def __init__(self, channels: int, conditions: int):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.gamma = nn.Linear(conditions, channels)
-        self.beta = nn.Linear(conditions, channels)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        s = signs(labels)
-        return self.norm(x) * (1 + self.gamma(s))[:, :, None, None] + self.beta(s)[:, :, None, None]
 
 
 class DCGANGenerator(nn.Module):
@@ -96,10 +75,7 @@ class DCGANGenerator(nn.Module):
         z = z.reshape(z.shape[0], -1)
         if not self.conditions:
             return self.body(z[:, :, None, None])
-        x = torch.cat([z, signs(labels)], dim=1)[:, :, None, None]
-        for layer in self.body:
-            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
-        return x
+        return run_layers(self.body, torch.cat([z, signs(labels)], dim=1)[:, :, None, None], labels)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -134,7 +110,7 @@ class DCGANDiscriminator(nn.Module):
             return self.body(x).view(-1)
         features = self.body[:-1](x)
         pooled = features.sum(dim=(2, 3))
-        logits = self.body[-1](features).view(-1) + (self.embed(signs(labels)) * pooled).sum(dim=1)
+        logits = self.body[-1](features).view(-1) + projection(self.embed, labels, pooled)
         return (logits, self.read_attributes(pooled)) if attributes else logits
 
 
@@ -151,5 +127,5 @@ def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.M
 
 
 FAMILY = Family("dcgan", "Radford et al.'s DCGAN (batch norm, tanh), optionally conditional (CGAN, projection D)",
-                build, min_resolution=8, conditional=True,
+                build, min_resolution=8,
                 fields=("d_dropout", "init", "d_spectral_norm", "attributes"))

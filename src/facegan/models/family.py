@@ -45,9 +45,13 @@ class Family:
     build: Callable[[ModelConfig, bool], tuple[nn.Module, nn.Module]]  # (settings, attribute head) -> (G, D)
     min_resolution: int
     max_resolution: int = 1024
-    conditional: bool = False  # takes labels (model.attributes)
     fields: tuple[str, ...] = ()  # model settings it reads besides COMMON_FIELDS
     check: Callable[[ModelConfig], list[str]] = field(default=lambda m: [])  # further problems, as messages
+
+    @property
+    def conditional(self) -> bool:
+        """Takes labels: reads model.attributes."""
+        return "attributes" in self.fields
 
     def problems(self, m: ModelConfig) -> list[str]:
         """Everything wrong with ``m`` for this family, one message each."""

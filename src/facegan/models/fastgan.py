@@ -13,6 +13,10 @@ excites 128x128.
 
 Channels: ``width`` at the image size, doubling at each halving of the side, at most
 16 x ``width``.
+
+Conditioned on binary attributes (``conditions`` > 0), as the conditional DCGAN: the
+labels are appended to z, and every batch norm takes its scale and shift from them
+(facegan.models.conditioning).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import math
 import torch
 from torch import nn
 
+from facegan.models.conditioning import ConditionalBatchNorm2d, run_layers, signs
+
 
 class GLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -29,10 +35,14 @@ class GLU(nn.Module):
         return a * torch.sigmoid(b)
 
 
-def up_block(channels_in: int, channels_out: int) -> nn.Sequential:
+def norm(channels: int, conditions: int) -> nn.Module:
+    return ConditionalBatchNorm2d(channels, conditions) if conditions else nn.BatchNorm2d(channels)
+
+
+def up_block(channels_in: int, channels_out: int, conditions: int = 0) -> nn.Sequential:
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                          nn.Conv2d(channels_in, channels_out * 2, 3, 1, 1, bias=False),
-                         nn.BatchNorm2d(channels_out * 2), GLU())
+                         norm(channels_out * 2, conditions), GLU())
 
 
 class SkipExcitation(nn.Module):
@@ -55,27 +65,30 @@ def excitation_pairs(resolution: int) -> dict[int, int]:
 class FastGANGenerator(nn.Module):
     output_range = (-1.0, 1.0)
 
-    def __init__(self, resolution: int = 64, z_dim: int = 100, width: int = 32):
+    def __init__(self, resolution: int = 64, z_dim: int = 100, width: int = 32, conditions: int = 0):
         super().__init__()
-        self.z_dim, self.conditions = z_dim, 0
+        self.z_dim, self.conditions = z_dim, conditions
 
         def channels(side: int) -> int:
             return width * min(16, resolution // side)
 
-        self.start = nn.Sequential(nn.ConvTranspose2d(z_dim, channels(4) * 2, 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(channels(4) * 2), GLU())
+        self.start = nn.Sequential(nn.ConvTranspose2d(z_dim + conditions, channels(4) * 2, 4, 1, 0, bias=False),
+                                   norm(channels(4) * 2, conditions), GLU())
         sides = [4 * 2**i for i in range(1, int(math.log2(resolution // 4)) + 1)]
-        self.ups = nn.ModuleDict({str(s): up_block(channels(s // 2), channels(s)) for s in sides})
+        self.ups = nn.ModuleDict({str(s): up_block(channels(s // 2), channels(s), conditions) for s in sides})
         self.pairs = excitation_pairs(resolution)
         self.excite = nn.ModuleDict({str(large): SkipExcitation(channels(small), channels(large))
                                      for large, small in self.pairs.items()})
         self.to_rgb = nn.Sequential(nn.Conv2d(channels(resolution), 3, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.start(z.reshape(z.shape[0], -1, 1, 1))
+        z = z.reshape(z.shape[0], -1)
+        if self.conditions:
+            z = torch.cat([z, signs(labels)], dim=1)
+        x = run_layers(self.start, z[:, :, None, None], labels)
         maps = {4: x}
         for side, block in self.ups.items():
-            x = block(x)
+            x = run_layers(block, x, labels)
             side = int(side)
             if side in self.pairs:
                 x = self.excite[str(side)](maps[self.pairs[side]], x)

@@ -19,6 +19,13 @@ inference mode), and moved to the device with the discriminator.
 
 The logits of all heads' patches are returned side by side, (N, patches): the losses
 average over them.
+
+Conditioned on binary attributes (``model.attributes``), the generator is the
+conditional FastGAN and each head adds the projection term (Miyato & Koyama 2018) of
+its summed last features with its own embedding of the labels, as the conditional
+DCGAN's discriminator does with its one set of features. With ``attribute_head`` D
+also reads the attributes from all heads' summed features (AC-GAN, for
+``train.attribute_loss``).
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
 from facegan.models import efficientnet
+from facegan.models.conditioning import projection
 from facegan.models.family import Family, initialise
 from facegan.models.fastgan import FastGANGenerator
 
@@ -58,8 +67,11 @@ def head(channels: int, side: int, width: int) -> nn.Sequential:
 
 
 class ProjectedDiscriminator(nn.Module):
-    def __init__(self, resolution: int = 64, width: int = 64, feature_resolution: int = 0):
+    def __init__(self, resolution: int = 64, width: int = 64, feature_resolution: int = 0, conditions: int = 0,
+                 attribute_head: bool = False):
         super().__init__()
+        if attribute_head and not conditions:
+            raise ValueError("an attribute head needs conditions")
         self.feature_resolution = feature_resolution or resolution
         self.__dict__["backbone"] = efficientnet.pretrained()  # not a submodule: see the module's docstring
         sides = [self.feature_resolution // 2**k for k in (2, 3, 4, 5)]
@@ -69,7 +81,12 @@ class ProjectedDiscriminator(nn.Module):
             if k + 1 < len(inputs):
                 self.register_buffer(f"mix_scales_{k}", random_projection(c_out, MIXED_CHANNELS[k + 1]))
         self.heads = nn.ModuleList(head(c, side, width) for c, side in zip(MIXED_CHANNELS, sides))
-        self.conditions = 0
+        self.conditions = conditions
+        if conditions:
+            last = [h[-1].in_channels for h in self.heads]  # the channels each head's logit is made from
+            self.embeds = nn.ModuleList(nn.Linear(conditions, c, bias=False) for c in last)
+        if attribute_head:
+            self.read_attributes = nn.Linear(sum(last), conditions)
 
     def _apply(self, fn, recurse: bool = True):
         self.__dict__["backbone"]._apply(fn, recurse)  # .to(device), .to(memory_format=...), .half() ...
@@ -91,14 +108,26 @@ class ProjectedDiscriminator(nn.Module):
             mixed[k] = mixed[k] + F.conv2d(below, getattr(self, f"mix_scales_{k}"))
         return mixed
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.cat([h(m).flatten(1) for h, m in zip(self.heads, self.features(images))], dim=1)
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                attributes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logits of each image's patches; with ``attributes``, also the attribute logits."""
+        if not self.conditions:
+            return torch.cat([h(m).flatten(1) for h, m in zip(self.heads, self.features(images))], dim=1)
+        logits, pooled = [], []
+        for h, embed, m in zip(self.heads, self.embeds, self.features(images)):
+            last = h[:-1](m)
+            pooled.append(last.sum(dim=(2, 3)))
+            logits.append(h[-1](last).flatten(1) + projection(embed, labels, pooled[-1])[:, None])
+        logits = torch.cat(logits, dim=1)
+        return (logits, self.read_attributes(torch.cat(pooled, dim=1))) if attributes else logits
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
-    generator = FastGANGenerator(m.resolution, m.z_dim, m.g_width)
+    conditions = len(attribute_names(m.attributes))
+    generator = FastGANGenerator(m.resolution, m.z_dim, m.g_width, conditions)
     initialise(generator, "dcgan_normal")  # as FastGAN does; the heads keep PyTorch's (spectral norm) init
-    return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.d_feature_resolution)
+    return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.d_feature_resolution, conditions,
+                                             attribute_head)
 
 
 def check(m: ModelConfig) -> list[str]:
@@ -110,4 +139,4 @@ def check(m: ModelConfig) -> list[str]:
 
 FAMILY = Family("projected", "a FastGAN generator against a projected discriminator (frozen ImageNet "
                 "EfficientNet-Lite0 features, random mixing, multi-scale heads)", build,
-                min_resolution=32, fields=("d_feature_resolution",), check=check)
+                min_resolution=32, fields=("d_feature_resolution", "attributes"), check=check)
