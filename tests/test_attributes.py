@@ -11,7 +11,7 @@ from PIL import Image
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
-from facegan.metrics.attributes import AttributeNet, as_input, recalibrate_batch_norm
+from facegan.metrics.attributes import AttributeClassifier, AttributeNet, as_input, recalibrate_batch_norm
 from facegan.train.run import RunDir
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
@@ -86,6 +86,11 @@ def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(lab
                 for line in printed.splitlines() if line.startswith("  ")}
     assert accuracy["Male"] >= 0.95  # the picture shows it
     assert accuracy["Smiling"] < 0.75  # a coin toss no picture shows cannot be read
+    reader = AttributeClassifier(out)  # its decisions are its probabilities past one half
+    images = open_cache(base / "cache").images[:40]
+    p = reader.probabilities(images)
+    assert p.shape == (40, 2) and ((0 <= p) & (p <= 1)).all()
+    assert np.array_equal(reader.read(images), (p > 0.5).astype(np.float32))
 
 
 @needs_inception

@@ -46,7 +46,9 @@ class AttributeNet(nn.Module):
 
 def as_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [-1, 1] at ``size`` x ``size``."""
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if not isinstance(images, torch.Tensor):
+        images = torch.from_numpy(np.array(images))  # a copy: cache arrays are read-only memory maps
+    x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x
@@ -157,6 +159,11 @@ class AttributeClassifier:
     def read(self, images: np.ndarray) -> np.ndarray:
         """0/1 decisions (N, attributes) for uint8 NHWC images."""
         return predict(self.net, images, self.size)
+
+    @torch.no_grad()
+    def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """How sure it is of each attribute (N, attributes), in [0, 1]; ``read`` is this > 0.5."""
+        return np.concatenate([torch.sigmoid(self.net(x)).numpy() for x in _batches(images, self.size, batch_size)])
 
     @torch.no_grad()
     def read_and_embed(self, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
