@@ -22,6 +22,7 @@ import torch
 from facegan import sample
 from facegan.data.cache import open_cache
 from facegan.metrics.attributes import AttributeClassifier
+from facegan.metrics.evaluate import subset
 
 SURE = 0.8
 
@@ -48,8 +49,7 @@ def main() -> None:
     reader = AttributeClassifier(args.classifier)
     columns = [reader.names.index(name) for name in args.attributes.split(",")]
     images = open_cache(args.real).images
-    chosen = np.sort(np.random.default_rng(0).choice(len(images), min(args.n, len(images)), replace=False))
-    sources = [("real", images[chosen])]
+    sources = [("real", images[subset(len(images), min(args.n, len(images)), 0)])]  # evaluate's real sample
     for path in args.checkpoints:
         generator, _, conditions = sample.load_generator(path, torch.device("cpu"))
         labels = None if conditions is None else conditions.sample(args.n, args.seed)

@@ -318,10 +318,10 @@ class Session:
     def evaluate(self) -> None:
         started = time.perf_counter()
         figures = self.evaluator(self.setup.sampler, self.observer.on_evaluating)
-        self.evaluating_s += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.evaluating_s += seconds
         record = {"step": self.step, "epoch": self.epoch, "eval_n": self.config.eval.eval_n,
-                  **{k: round(v, 5) for k, v in figures.items()},
-                  "eval_seconds": round(time.perf_counter() - started, 2)}
+                  **{k: round(v, 5) for k, v in figures.items()}, "eval_seconds": round(seconds, 2)}
         if figures["fid"] < self.best_fid:
             self.best_fid = figures["fid"]
             record["best"] = str(self.write_state(self.run_dir.best_checkpoint))
