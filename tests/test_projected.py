@@ -76,7 +76,8 @@ def test_the_conditional_version_follows_its_labels_and_keeps_the_plain_layout()
     moved = discriminator(images, on) - discriminator(images, off)
     for k, (head, embed, features) in enumerate(zip(discriminator.heads, discriminator.embeds,
                                                     discriminator.features(images))):
-        pooled = head[:-1](features).sum(dim=(2, 3))
+        last = head[:-1](features)
+        pooled = last.mean(dim=(2, 3)) / last.shape[1] ** 0.5
         assert torch.allclose(moved[:, k], (pooled * 2 * embed.weight[:, 0]).sum(1), atol=1e-4)
     logits, attributes = discriminator(images, off, attributes=True)
     assert torch.equal(logits, discriminator(images, off)) and attributes.shape == (4, 2)

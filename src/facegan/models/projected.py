@@ -22,7 +22,8 @@ average over them.
 
 Conditioned on binary attributes (``model.attributes``), the generator is the
 conditional FastGAN and each head adds the projection term (Miyato & Koyama 2018) of
-its summed last features with its own embedding of the labels, as the conditional
+its last features (averaged, over the square root of their channels) with its own
+embedding of the labels (spectrally normalised, as BigGAN's), as the conditional
 DCGAN's discriminator does with its one set of features. With ``attribute_head`` D
 also reads the attributes from all heads' summed features (AC-GAN, for
 ``train.attribute_loss``).
@@ -84,7 +85,9 @@ class ProjectedDiscriminator(nn.Module):
         self.conditions = conditions
         if conditions:
             last = [h[-1].in_channels for h in self.heads]  # the channels each head's logit is made from
-            self.embeds = nn.ModuleList(nn.Linear(conditions, c, bias=False) for c in last)
+            # spectral norm bounds the projection term as it bounds the heads (BigGAN does the same)
+            sn = nn.utils.parametrizations.spectral_norm
+            self.embeds = nn.ModuleList(sn(nn.Linear(conditions, c, bias=False)) for c in last)
         if attribute_head:
             self.read_attributes = nn.Linear(sum(last), conditions)
 
@@ -117,7 +120,11 @@ class ProjectedDiscriminator(nn.Module):
         for h, embed, m in zip(self.heads, self.embeds, self.features(images)):
             last = h[:-1](m)
             pooled.append(last.sum(dim=(2, 3)))
-            logits.append(h[-1](last).flatten(1) + projection(embed, labels, pooled[-1])[:, None])
+            # averaged over positions and scaled by 1/sqrt(channels), as Projected GAN's and
+            # StyleGAN2-ADA's conditional heads do: summed, the term grew to hundreds and
+            # swamped the heads' own logits (hinge loss of D near 40 after one epoch)
+            balanced = pooled[-1] / (last.shape[2] * last.shape[3] * last.shape[1] ** 0.5)
+            logits.append(h[-1](last).flatten(1) + projection(embed, labels, balanced)[:, None])
         logits = torch.cat(logits, dim=1)
         return (logits, self.read_attributes(torch.cat(pooled, dim=1))) if attributes else logits
 
