@@ -22,11 +22,11 @@ average over them.
 
 Conditioned on binary attributes (``model.attributes``), the generator is the
 conditional FastGAN and each head adds the projection term (Miyato & Koyama 2018) of
-its last features (averaged, over the square root of their channels) with its own
-embedding of the labels (spectrally normalised, as BigGAN's), as the conditional
-DCGAN's discriminator does with its one set of features. With ``attribute_head`` D
-also reads the attributes from all heads' summed features (AC-GAN, for
-``train.attribute_loss``).
+its last features (averaged over positions, divided by the square root of their
+channels) with its own embedding of the labels (spectrally normalised, as BigGAN's),
+as the conditional DCGAN's discriminator does with its one set of features. With
+``attribute_head`` D also reads the attributes from all heads' summed features
+(AC-GAN, for ``train.attribute_loss``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from facegan.conditions import attribute_names
 from facegan.config import ModelConfig
@@ -57,7 +58,6 @@ def random_projection(channels_out: int, channels_in: int) -> torch.Tensor:
 def head(channels: int, side: int, width: int) -> nn.Sequential:
     """Strided convolutions from a ``side`` x ``side`` map down to at most 4x4, then a
     patch logit per position of a final (up to) 4x4 convolution."""
-    sn = nn.utils.parametrizations.spectral_norm
     layers: list[nn.Module] = []
     out = width
     while side > 4:
@@ -86,7 +86,6 @@ class ProjectedDiscriminator(nn.Module):
         if conditions:
             last = [h[-1].in_channels for h in self.heads]  # the channels each head's logit is made from
             # spectral norm bounds the projection term as it bounds the heads (BigGAN does the same)
-            sn = nn.utils.parametrizations.spectral_norm
             self.embeds = nn.ModuleList(sn(nn.Linear(conditions, c, bias=False)) for c in last)
         if attribute_head:
             self.read_attributes = nn.Linear(sum(last), conditions)
