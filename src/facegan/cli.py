@@ -23,6 +23,8 @@ DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "B
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+DEFAULT_MODEL = "celeba64"  # facegan.pretrained.DEFAULT, without importing torch for the parser
+EXPORT_FORMATS = ("safetensors", "onnx")  # facegan.export.FORMATS, likewise
 MAX_IMAGES = 1_000_000  # generate -n: at most this many (their latents are held in memory)
 
 
@@ -44,6 +46,13 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             else:
                 group.add_argument(_flag(f.name), dest=f.name, metavar=f.type.upper() if isinstance(f.type, str) else "V",
                                    default=argparse.SUPPRESS, help=help_text)
+
+
+def add_generator_source(parser: argparse.ArgumentParser, required: bool) -> None:
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument("--run", help="a run directory (its latest checkpoint)")
+    source.add_argument("--checkpoint", help="a checkpoint, or a generator file (.safetensors) from facegan export")
+    source.add_argument("--model", help="a model shipped with facegan (facegan models lists them)")
 
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
@@ -80,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true", help="print the config and both networks, then exit")
     add_setting_flags(train)
 
-    generate = commands.add_parser("generate", help="make faces with a trained generator")
-    source = generate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="a run directory (its latest checkpoint)")
-    source.add_argument("--checkpoint", help="a checkpoint file")
+    generate = commands.add_parser("generate", help="make faces with a trained generator (by default the shipped one)",
+                                   description="Make faces with a trained generator: a run's, a checkpoint's, an "
+                                               "exported generator file's, or a model shipped with facegan "
+                                               f"(without any of these: the shipped {DEFAULT_MODEL}).")
+    add_generator_source(generate, required=False)
     generate.add_argument("-n", type=int, default=16, help="how many images (default 16)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
@@ -95,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
 
     evaluate = commands.add_parser("evaluate", help="FID, KID, precision and recall of a generator against real images")
-    source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="a run directory (its latest checkpoint)")
-    source.add_argument("--checkpoint", help="a checkpoint file")
+    add_generator_source(evaluate, required=True)
     evaluate.add_argument("--real", required=True, help="a prepared cache of real images at the model's size")
     evaluate.add_argument("--n", type=int, default=1000, help="samples and real images compared (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the real subset and of the samples")
@@ -133,6 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
     classifier.add_argument("--seed", type=int, default=0)
     add_threads_flag(classifier)
+
+    commands.add_parser("models", help="list the trained generators shipped with facegan, with their figures")
+
+    export = commands.add_parser(
+        "export", help="write a trained generator on its own: safetensors or ONNX",
+        description="Write a generator alone (the weights that make its faces, and the settings that rebuild it): "
+                    "a .safetensors generator file that facegan generate, evaluate and serve take like a checkpoint, "
+                    "or an .onnx network for onnxruntime and other programs.")
+    add_generator_source(export, required=True)
+    export.add_argument("--out", required=True, help="the file to write (.safetensors or .onnx)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, help="default: from --out's suffix")
+    export.add_argument("--half", action="store_true",
+                        help="safetensors: store the weights as fp16 (half the size); reports how far the images move")
+    export.add_argument("--card", help="safetensors: a JSON file of model-card figures to carry in the file")
+
+    serve = commands.add_parser(
+        "serve", help="a web page that makes faces (by default with the shipped model)",
+        description="Serve a page for one generator: new faces on each load and on a button, a seed box, a control "
+                    "per attribute of a conditional model, a slider between two faces, PNG downloads.")
+    add_generator_source(serve, required=False)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_threads_flag(serve)
 
     demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
     demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
@@ -178,7 +211,8 @@ class PhaseReport:
         self.name = ""
 
     def start(self, name: str) -> None:
-        self.name, self.count = name, None
+        self.name = name
+        self.count = CountReport(f"  {name.split(' (')[0]}", self.stream)  # its clock starts with the part
         print(f"{name} ...", file=self.stream, flush=True)
 
     def __call__(self, done: int, total: int) -> None:
@@ -345,10 +379,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     wanted = requests(args.attr) if args.attr is not None else {}
     generator, _, conditions = sample.load_generator(path, device)
+    path = _shown(path)
     if conditions is None:
         if args.attr is not None or args.vary:
             raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
-                               "(train a conditional one with --preset cfaces64)")
+                               "(train a conditional one with --preset cfast64)")
         sample.save(sample.batches(generator, args.n, args.seed, device), args.out, progress=_written(args.n))
         print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
         return 0
@@ -389,6 +424,9 @@ def _assignments(wanted: dict[str, int]) -> str:
 
 
 def _checkpoint_of(args: argparse.Namespace) -> Path:
+    """The file holding the generator the user named: a run's latest checkpoint, a
+    checkpoint or generator file, a shipped model, or by default the shipped model."""
+    from facegan import pretrained
     from facegan.train.run import RunDir
 
     if args.run:
@@ -396,7 +434,111 @@ def _checkpoint_of(args: argparse.Namespace) -> Path:
         if found is None:
             raise FaceganError(f"{args.run} holds no checkpoint")
         return found
-    return Path(args.checkpoint)
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    return pretrained.path(args.model or pretrained.DEFAULT)
+
+
+def _shown(path: Path) -> str:
+    """A shipped model by its name, any other file by its path."""
+    from facegan import pretrained
+
+    return f"the shipped model {path.stem}" if path.parent == pretrained.FOLDER else str(path)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from facegan import generator_file, pretrained
+
+    names = pretrained.names()
+    if not names:
+        raise FaceganError(f"this installation ships no models (none in {pretrained.FOLDER})")
+    for name in names:
+        found = generator_file.metadata(pretrained.path(name))
+        model, card = found["config"]["model"], found["card"] or {}
+        kind = f"conditional on {model['attributes']}" if found["conditions"] else "unconditional"
+        print(f"{name}{' (default)' if name == pretrained.DEFAULT else ''}: {model['family']}, "
+              f"{model['resolution']} px, {kind}, {found['precision']} weights")
+        if card:
+            print(f"  trained on {card['data']} ({card['images']:,} images), {card['images_seen']:,} images seen, "
+                  f"{card['training_hours']:.1f} h (with its evaluations) on {card['hardware']}")
+            print(f"  FID {card['fid']:.1f} (real photos: {card['fid_floor']:.1f}), ImageNet-free distance "
+                  f"{card['classifier_fd']:.1f} (real: {card['classifier_fd_floor']:.2f}), N = {card['n']:,}")
+            if "Male" in card.get("attributes", {}):
+                men = card["attributes"]["Male"]
+                print(f"  men: {men['samples']:.0%} of its faces, {men['real']:.0%} of the real photos")
+            if "followed" in card:
+                shares = card["followed"].values()
+                print(f"  each attribute read as asked for in {min(shares):.0%}-{max(shares):.0%} of its faces")
+        print(f"  facegan generate --model {name} -n 16 --out faces.png")
+    print("the model card: docs/model-card.md")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from facegan import export, generator_file, sample
+
+    out = Path(args.out)
+    form = args.format or {".safetensors": "safetensors", ".onnx": "onnx"}.get(out.suffix.lower())
+    if form is None:
+        raise FaceganError(f"cannot tell the format from {out.name}: end --out in .safetensors or .onnx, or give --format")
+    if form == "safetensors" and out.suffix.lower() != ".safetensors":
+        raise FaceganError(f"a generator file must end in .safetensors (facegan reads it by its suffix), not {out.name}")
+    if form == "onnx" and (args.half or args.card):
+        raise FaceganError("--half and --card are for safetensors exports")
+    path = _checkpoint_of(args)
+    generator, config, conditions = sample.load_generator(path, torch.device("cpu"))
+    if form == "onnx":
+        export.to_onnx(generator, config, conditions, out)
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) from {_shown(path)}: inputs z "
+              f"(N, {generator.z_dim})" + (f" and labels (N, {len(conditions.names)}: {','.join(conditions.names)})"
+                                           if conditions else "")
+              + f", output images (N, 3, {config.model.resolution}, {config.model.resolution}) in "
+                f"[{generator.output_range[0]:g}, {generator.output_range[1]:g}]")
+        try:
+            difference = export.onnx_difference(out, generator, conditions)
+        except ImportError:
+            print("facegan: note: onnxruntime is not installed, so the file was not run against PyTorch")
+            return 0
+        verdict = "matches" if difference <= export.ONNX_TOLERANCE else "DOES NOT match"
+        print(f"onnxruntime {verdict} PyTorch on {export.CHECK_SAMPLES} latents: largest difference {difference:.2e} "
+              f"(tolerance {export.ONNX_TOLERANCE:g})")
+        return 0 if difference <= export.ONNX_TOLERANCE else 1
+    card = None
+    if args.card:
+        try:
+            card = json.loads(Path(args.card).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise FaceganError(f"cannot read the card {args.card}: {e}") from None
+    if args.half:
+        error = export.half_precision_error(generator, conditions)
+        print(f"fp16 weights move the images by at most {error['max_levels']} of 255 levels (mean "
+              f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over 64 faces")
+    generator_file.save(generator.state_dict(), config, conditions, out, half=args.half, card=card)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {'fp16' if args.half else 'fp32'}) from {_shown(path)}; "
+          f"use it like a checkpoint: facegan generate --checkpoint {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from facegan.train.trainer import resolve_device
+    from facegan.web.app import create_app
+
+    if not 1 <= args.port <= 65535:
+        raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
+    _use_threads(args)
+    path = _checkpoint_of(args)
+    app = create_app(path, _shown(path), resolve_device(args.device))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
+    print(f"serving faces of {_shown(path)} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -506,7 +648,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "prepare": cmd_prepare,
-            "train-classifier": cmd_train_classifier, "demo": cmd_demo}
+            "train-classifier": cmd_train_classifier, "models": cmd_models, "export": cmd_export, "serve": cmd_serve,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Sequence
@@ -33,8 +34,15 @@ def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
     return out
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 (H, W, 3) image as the bytes of a PNG file."""
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
 def save_png(image: np.ndarray, path: str | Path) -> None:
-    files.atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
+    files.atomic_write(path, lambda f: f.write(encode_png(image)))
 
 
 def save_gif(frames: Sequence[str | Path], path: str | Path, min_width: int = 512, frame_ms: int = 400) -> None:

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from facegan import checkpoint, files, models
+from facegan import checkpoint, files, generator_file, models
 from facegan import config as cfg
 from facegan import images as imaging
 from facegan.conditions import Conditions, attribute_names
@@ -16,25 +16,41 @@ from facegan.errors import FaceganError
 
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
-    """The generator of a checkpoint, rebuilt from the settings stored beside its weights:
+    """The generator of a checkpoint or a generator file (.safetensors: an export or a
+    shipped model), rebuilt from the settings stored beside its weights: for a checkpoint,
     its moving average when the run kept one (train.ema_kimg), else the generator itself;
     its settings; and, for a conditional model, its attributes and their distribution."""
-    state = checkpoint.TrainingState.load(path, map_location=device)
-    config = cfg.validate(cfg.from_dict(state.config, str(path)))
-    generator, _ = models.build(config.model)
+    if generator_file.is_generator_file(path):
+        weights, config, conditions, _ = generator_file.load(path)
+    else:
+        state = checkpoint.TrainingState.load(path)
+        config = cfg.validate(cfg.from_dict(state.config, str(path)))
+        weights = state.sampling_generator
+        conditions = Conditions.from_state(state.conditions) if state.conditions is not None else None
+    generator = models.build_generator(config.model)
     try:
-        generator.load_state_dict(state.sampling_generator)
+        generator.load_state_dict(weights)
     except RuntimeError as e:
-        raise FaceganError(f"checkpoint {path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
-    conditions = Conditions.from_state(state.conditions) if state.conditions is not None else None
+        raise FaceganError(f"{path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
     if bool(attribute_names(config.model.attributes)) != (conditions is not None):
-        raise FaceganError(f"checkpoint {path} is damaged: its attributes and their distribution do not agree")
+        raise FaceganError(f"{path} is damaged: its attributes and their distribution do not agree")
     return generator.to(device).eval(), config, conditions
 
 
 def latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
     """``count`` latents z ~ N(0, 1); the same seed gives the same latents on any device."""
     return torch.randn(count, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def between(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """The latent a fraction ``t`` of the way from ``a`` to ``b`` along the great circle
+    (spherical interpolation): a straight line would pass through latents of lower norm
+    than any z ~ N(0, 1) of this size has, where G makes washed-out faces."""
+    cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1.0, 1.0)
+    angle = torch.arccos(cos)
+    if angle < 1e-4:
+        return a + t * (b - a)
+    return (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / torch.sin(angle)
 
 
 MAX_GRID = 1024  # images in one grid picture; more go to a folder, written as they are made

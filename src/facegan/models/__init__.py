@@ -42,6 +42,12 @@ def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, 
     return family_of(model).build(model, attribute_head)
 
 
+def build_generator(model: ModelConfig) -> nn.Module:
+    """The generator alone, to load trained weights into (its initial weights are not
+    those ``build`` gives)."""
+    return family_of(model).generator(model)
+
+
 @contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """Inference mode (batch norm on running statistics, no dropout) inside, the old mode after."""

@@ -114,9 +114,13 @@ class DCGANDiscriminator(nn.Module):
         return (logits, self.read_attributes(pooled)) if attributes else logits
 
 
+def make_generator(m: ModelConfig) -> nn.Module:
+    return DCGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes)))
+
+
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
     conditions = len(attribute_names(m.attributes))
-    generator = DCGANGenerator(m.resolution, m.z_dim, m.g_width, conditions)
+    generator = make_generator(m)
     discriminator = DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
                                        conditions=conditions, attribute_head=attribute_head)
     for network in (generator, discriminator):
@@ -127,5 +131,5 @@ def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.M
 
 
 FAMILY = Family("dcgan", "Radford et al.'s DCGAN (batch norm, tanh), optionally conditional (CGAN, projection D)",
-                build, min_resolution=8,
+                build, make_generator, min_resolution=8,
                 fields=("d_dropout", "init", "d_spectral_norm", "attributes"))

@@ -1,10 +1,11 @@
 """What a model family declares, and the helpers families share.
 
 A family is one module in ``facegan.models`` that ends with ``FAMILY = Family(...)``:
-its builder, the resolutions it supports, whether it takes labels, the model settings
-it reads beyond the common ones, and any further checks of its settings. Config
-validation, ``--dry-run``, the trainer, ``generate``, ``evaluate`` and the tests ask
-the registry in ``facegan.models`` (``FAMILIES``); no other file lists family names.
+its builders (both networks for training, the generator alone for sampling), the
+resolutions it supports, whether it takes labels, the model settings it reads beyond
+the common ones, and any further checks of its settings. Config validation,
+``--dry-run``, the trainer, ``generate``, ``evaluate`` and the tests ask the registry
+in ``facegan.models`` (``FAMILIES``); no other file lists family names.
 
 Every network is called ``net(input, labels)``: ``labels`` is None for an unconditional
 network and a (N, attributes) 0/1 tensor for a conditional one. A generator has
@@ -43,6 +44,7 @@ class Family:
     name: str
     summary: str  # one line for --help and docs
     build: Callable[[ModelConfig, bool], tuple[nn.Module, nn.Module]]  # (settings, attribute head) -> (G, D)
+    generator: Callable[[ModelConfig], nn.Module]  # G alone, uninitialised: to load trained weights into
     min_resolution: int
     max_resolution: int = 1024
     fields: tuple[str, ...] = ()  # model settings it reads besides COMMON_FIELDS

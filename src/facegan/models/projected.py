@@ -128,9 +128,13 @@ class ProjectedDiscriminator(nn.Module):
         return (logits, self.read_attributes(torch.cat(pooled, dim=1))) if attributes else logits
 
 
+def make_generator(m: ModelConfig) -> nn.Module:
+    return FastGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes)))
+
+
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
     conditions = len(attribute_names(m.attributes))
-    generator = FastGANGenerator(m.resolution, m.z_dim, m.g_width, conditions)
+    generator = make_generator(m)
     initialise(generator, "dcgan_normal")  # as FastGAN does; the heads keep PyTorch's (spectral norm) init
     return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.d_feature_resolution, conditions,
                                              attribute_head)
@@ -145,4 +149,4 @@ def check(m: ModelConfig) -> list[str]:
 
 FAMILY = Family("projected", "a FastGAN generator against a projected discriminator (frozen ImageNet "
                 "EfficientNet-Lite0 features, random mixing, multi-scale heads)", build,
-                min_resolution=32, fields=("d_feature_resolution", "attributes"), check=check)
+                make_generator, min_resolution=32, fields=("d_feature_resolution", "attributes"), check=check)

@@ -69,8 +69,12 @@ class ThesisDiscriminator(nn.Module):
         return self.body(x).view(-1)
 
 
+def make_generator(m: ModelConfig) -> nn.Module:
+    return ThesisGenerator(m.resolution, m.z_dim, m.g_width)
+
+
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
-    generator = ThesisGenerator(m.resolution, m.z_dim, m.g_width)
+    generator = make_generator(m)
     discriminator = ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout)
     for network in (generator, discriminator):
         initialise(network, m.init)
@@ -78,4 +82,4 @@ def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.M
 
 
 FAMILY = Family("thesis", "the 2022 thesis's Keras DCGAN: no batch norm, sigmoid output in [0, 1]", build,
-                min_resolution=16, fields=("d_dropout", "init"))
+                make_generator, min_resolution=16, fields=("d_dropout", "init"))

@@ -1,0 +1,210 @@
+"""`facegan serve`: its JSON API in-process, and its page in a real headless Chromium
+against a real server process."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facegan import generator_file, models, sample
+from facegan.conditions import Conditions
+from tests.conftest import tiny_config
+
+CPU = torch.device("cpu")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pixels(data_url: str) -> np.ndarray:
+    assert data_url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
+@pytest.fixture(scope="module")
+def conditional_file(tmp_path_factory) -> Path:
+    """A small conditional FastGAN generator as a generator file: untrained, its weights
+    drawn wide enough (std 0.3) that faces of different latents and labels differ."""
+    config = tiny_config("cfast64", resolution=32, attributes="Male,Smiling")
+    torch.manual_seed(0)
+    generator, _ = models.build(config.model)
+    with torch.no_grad():
+        for weight in generator.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3)
+    labels = np.random.default_rng(0).random((200, 2)) < [0.4, 0.5]
+    path = tmp_path_factory.mktemp("serve") / "conditional.safetensors"
+    generator_file.save(generator.state_dict(), config, Conditions.of(("Male", "Smiling"), labels), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(conditional_file):
+    from starlette.testclient import TestClient
+
+    from facegan.web.app import create_app
+
+    with TestClient(create_app(conditional_file, "test model", CPU)) as c:
+        yield c
+
+
+def test_the_model_and_its_bounds_are_described(client):
+    info = client.get("/api/model").json()
+    assert info["resolution"] == 32 and info["model"] == "test model"
+    assert [a["name"] for a in info["attributes"]] == ["Male", "Smiling"]
+    assert 0 < info["attributes"][0]["share"] < 1 and info["max_faces"] == 64
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="faces"' in page.text
+
+
+def test_the_same_seed_gives_the_same_faces(client, conditional_file):
+    first = client.get("/api/faces?seed=7&n=4").json()["faces"]
+    again = client.get("/api/faces?seed=7&n=4").json()["faces"]
+    other = client.get("/api/faces?seed=8&n=4").json()["faces"]
+    assert first == again and first != other and len(first) == 4
+    generator, _, conditions = sample.load_generator(conditional_file, CPU)
+    expected = sample.generate(generator, 4, 7, CPU, labels=conditions.sample(4, 7))
+    assert np.array_equal(np.stack([pixels(u) for u in first]), expected)
+
+
+def test_an_attribute_request_is_honoured(client, conditional_file):
+    """The faces made for Male=1 are the generator's faces for labels with Male=1."""
+    generator, _, conditions = sample.load_generator(conditional_file, CPU)
+    faces = client.get("/api/faces", params={"seed": 3, "n": 6, "attr": "Male=1"}).json()["faces"]
+    labels = conditions.sample(6, 3, {"Male": 1})
+    assert labels[:, 0].all()
+    assert np.array_equal(np.stack([pixels(u) for u in faces]), sample.generate(generator, 6, 3, CPU, labels=labels))
+    assert faces != client.get("/api/faces", params={"seed": 3, "n": 6, "attr": "Male=0"}).json()["faces"]
+
+
+def test_between_two_faces_starts_and_ends_at_them(client):
+    face_a = pixels(client.get("/api/faces?seed=11&n=1").json()["faces"][0]).astype(int)
+    start = pixels(client.get("/api/between?a=11&b=12&t=0").json()["face"]).astype(int)
+    middle = pixels(client.get("/api/between?a=11&b=12&t=0.5").json()["face"]).astype(int)
+    assert np.abs(start - face_a).max() <= 1  # the same latent, up to float rounding in the interpolation
+    assert np.abs(middle - face_a).max() > 1
+
+
+@pytest.mark.parametrize("query, message", [
+    ("/api/faces?n=0", "n must be between 1 and 64"),
+    ("/api/faces?n=65", "n must be between 1 and 64"),
+    ("/api/faces?n=many", "n must be a whole number"),
+    ("/api/faces?seed=-1", "seed must be between 0 and 2,147,483,647"),
+    ("/api/faces?seed=99999999999", "seed must be between 0 and 2,147,483,647"),
+    ("/api/faces?attr=Male=2", "Male must be 0 or 1"),
+    ("/api/faces?attr=Bald=1", "the model was not trained on Bald"),
+    ("/api/faces?attr=Mail=1", "unknown attribute Mail (did you mean Male?)"),
+    ("/api/between?t=1.5", "t must be from 0 to 1"),
+    ("/api/between?t=nan", "t must be from 0 to 1"),
+    ("/api/between?t=x", "t must be a number from 0 to 1"),
+])
+def test_bad_requests_are_refused_with_a_reason(client, query, message):
+    response = client.get(query)
+    assert response.status_code == 400 and message in response.json()["error"], response.text
+
+
+def test_an_unconditional_model_refuses_attributes(tmp_path):
+    from starlette.testclient import TestClient
+
+    from facegan.web.app import create_app
+
+    config = tiny_config("fast64", resolution=32)
+    generator, _ = models.build(config.model)
+    path = tmp_path / "plain.safetensors"
+    generator_file.save(generator.state_dict(), config, None, path)
+    with TestClient(create_app(path, "plain", CPU)) as c:
+        assert c.get("/api/model").json()["attributes"] == []
+        response = c.get("/api/faces?attr=Male=1")
+        assert response.status_code == 400 and "unconditional" in response.json()["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(conditional_file):
+    """`facegan serve` as a real process on a free port, until the test ends."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "facegan", "serve", "--checkpoint", str(conditional_file),
+                                "--port", str(port), "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("facegan serve did not start listening within 60 s")
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    process.wait(timeout=20)
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium)")
+def test_the_page_in_a_real_browser(server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+    def sources(page) -> list[str]:
+        return page.eval_on_selector_all("img.face", "imgs => imgs.map(i => i.src)")
+
+    def rendered(page) -> None:  # every face decoded and drawn, not just a tag
+        page.wait_for_function("() => { const imgs = [...document.querySelectorAll('img.face')];"
+                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 32); }")
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(server)
+        rendered(page)
+        first = sources(page)
+        assert len(set(first)) == 16
+
+        page.click("#new")  # a new seed: new faces
+        page.wait_for_function("old => document.querySelector('img.face').src !== old", arg=first[0])
+        rendered(page)
+        assert sources(page) != first
+
+        with page.expect_response(lambda r: "attr=Male%3D1" in r.url and r.ok):  # the control sends the request
+            page.select_option("#attr-Male", "1")
+        page.fill("#seed", "5")
+        with page.expect_response(lambda r: "seed=5" in r.url and "attr=Male%3D1" in r.url and r.ok):
+            page.dispatch_event("#seed", "change")
+        page.wait_for_function("() => document.getElementById('faces').dataset.seed === '5'")
+        rendered(page)
+        male = sources(page)
+        with page.expect_response(lambda r: "seed=5" in r.url and "attr=Male%3D0" in r.url and r.ok):
+            page.select_option("#attr-Male", "0")
+        page.wait_for_function("old => document.querySelector('img.face').src !== old", arg=male[0])
+        assert sources(page) != male
+
+        between = page.get_attribute("#between", "src")
+        with page.expect_response(lambda r: "/api/between" in r.url and "t=0.9" in r.url):
+            page.fill("#t", "90")
+        page.wait_for_function("old => document.getElementById('between').src !== old", arg=between)
+        assert page.get_attribute("#between-download", "href").startswith("data:image/png")
+        assert page.text_content("#status").startswith("seed 5")
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
