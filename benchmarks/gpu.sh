@@ -6,7 +6,8 @@
 # here and carry the (git-ignored) wheels/ folder with the command.
 # The three parts are capped at 150 + 240 + 170 s so that the whole script fits in one
 # 10-minute device call.
-# Writes under $OUT: env.txt, tests.txt, train_speed.jsonl (+ table), bf16_vs_fp32.jsonl, summary.md
+# Writes under $OUT: env.txt, tests.txt, train_speed.jsonl (+ table), bf16_vs_fp32.jsonl,
+# scaling.jsonl (several GPUs only), summary.md
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -27,6 +28,13 @@ grep '^{' "$OUT/train_speed.txt" > "$OUT/train_speed.jsonl"
 
 # 3. two minutes of real thesis128 training in bf16 and in fp32, same seed and steps
 timeout 170 $PY benchmarks/precision_check.py --minutes 1 > "$OUT/bf16_vs_fp32.jsonl" 2>&1
+
+# 4. one GPU against all of them, where the machine has several (this part then needs
+#    about 150 s more than one device call allows after the others: run it alone)
+GPUS=$(nvidia-smi -L 2>/dev/null | wc -l)
+if [ "$GPUS" -gt 1 ]; then
+    timeout 150 $PY benchmarks/scaling.py --device cuda --processes "$GPUS" --steps 200 > "$OUT/scaling.jsonl" 2>&1
+fi
 
 { echo "# GPU run $(date -u +%F)"; echo; head -20 "$OUT/env.txt"; echo; tail -20 "$OUT/train_speed.txt";
   echo; tail -3 "$OUT/bf16_vs_fp32.jsonl"; echo; tail -3 "$OUT/tests.txt"; } > "$OUT/summary.md"

@@ -1,10 +1,14 @@
 """Does bf16 training behave like fp32? Train the same preset, seed and steps both ways.
 
-    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N]
+    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N] [--fid-n 256]
 
 The bf16 run trains for --minutes (or --steps), the fp32 run for the same number of
 steps; everything else (seed, data: the built-in faces, other [speed] settings) is the
-same. Prints both loss curves as JSON lines, then a summary line comparing them.
+same. A third run, fp32 with the next seed, measures how far two equally good runs
+differ. Prints the loss curves as JSON lines, then a summary line: the mean losses over
+the second half of training, and the FID of each run's final generator (--fid-n
+samples against as many training images): bf16 tracks fp32 when its distance to fp32
+is within the seed-to-seed distance.
 """
 
 from __future__ import annotations
@@ -13,18 +17,31 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from facegan import config as cfg
+from facegan import sample
+from facegan.data import load_images
+from facegan.metrics.evaluate import DuringTraining
 from facegan.train.run import RunDir, RunPlan
-from facegan.train.trainer import train
+from facegan.train.trainer import resolve_device, train
+from machine import describe
 
 
 def run(config: cfg.Config, folder: Path) -> tuple[dict, list[dict]]:
     summary = train(RunPlan(config, RunDir(folder), None))
     return summary, RunDir(folder).read_metrics()
+
+
+def fid_of(config: cfg.Config, folder: Path, n: int) -> float:
+    """FID of the run's final generator: ``n`` samples against ``n`` of its training images."""
+    device = resolve_device(config.train.device)
+    images, _, _ = load_images(config.data, config.model.resolution)
+    generator, _, _ = sample.load_generator(RunDir(folder).latest_checkpoint(), device)
+    return DuringTraining(replace(config.eval, eval_n=n), images, folder, config.train.seed, device)(generator)["fid"]
 
 
 def main() -> None:
@@ -35,15 +52,23 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--images", type=int, default=4096, help="built-in faces to train on")
+    parser.add_argument("--fid-n", type=int, default=256, help="samples for each final FID (0: none)")
     args = parser.parse_args()
     base = cfg.override(cfg.load_preset(args.preset), {
         "device": args.device, "epochs": 100_000, "log_every": args.log_every, "synthetic_count": args.images,
         "data": "", "max_steps": args.steps, "time_limit": 0.0 if args.steps else args.minutes,
         "keep_checkpoints": 1})
     with tempfile.TemporaryDirectory() as scratch:
-        bf16_summary, bf16 = run(cfg.override(base, {"precision": "bf16"}), Path(scratch) / "bf16")
-        fp32_summary, fp32 = run(cfg.override(base, {"precision": "fp32", "time_limit": 0.0,
-                                                     "max_steps": bf16_summary["step"]}), Path(scratch) / "fp32")
+        configs = {"bf16": cfg.override(base, {"precision": "bf16"})}
+        bf16_summary, bf16 = run(configs["bf16"], Path(scratch) / "bf16")
+        same_steps = {"precision": "fp32", "time_limit": 0.0, "max_steps": bf16_summary["step"]}
+        configs["fp32"] = cfg.override(base, same_steps)
+        configs["fp32_next_seed"] = cfg.override(base, {**same_steps, "seed": base.train.seed + 1})
+        fp32_summary, fp32 = run(configs["fp32"], Path(scratch) / "fp32")
+        fids = {}
+        if args.fid_n:
+            run(configs["fp32_next_seed"], Path(scratch) / "fp32_next_seed")
+            fids = {name: round(fid_of(config, Path(scratch) / name, args.fid_n), 2) for name, config in configs.items()}
     for name, rows in (("bf16", bf16), ("fp32", fp32)):
         for r in rows:
             print(json.dumps({"bench": "precision_check", "precision": name, **r}))
@@ -57,6 +82,11 @@ def main() -> None:
         b = np.array([by_step["fp32"][s][key] for s in tail])
         summary[f"{key}_bf16_mean"] = round(float(a.mean()), 4)
         summary[f"{key}_fp32_mean"] = round(float(b.mean()), 4)
+    if fids:
+        summary.update({f"fid_{name}": value for name, value in fids.items()}, fid_n=args.fid_n,
+                       fid_bf16_vs_fp32=round(abs(fids["bf16"] - fids["fp32"]), 2),
+                       fid_seed_to_seed=round(abs(fids["fp32_next_seed"] - fids["fp32"]), 2))
+    summary["machine"] = describe()
     print(json.dumps(summary))
 
 

@@ -38,6 +38,8 @@ VARIANTS = {
     "channels_last": dict(precision="fp32", channels_last="on", compile="off", cuda_graphs="off", fused_adam="off", tf32="off"),
     "compile": dict(precision="fp32", channels_last="off", compile="on", cuda_graphs="off", fused_adam="off", tf32="off"),
     "bf16": dict(precision="bf16", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off", tf32="off"),
+    "bf16_channels_last": dict(precision="bf16", channels_last="on", compile="off", cuda_graphs="off", fused_adam="off",
+                               tf32="off"),
     "fused_adam": dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="on", tf32="off"),
 }
 PEAK_BF16_TFLOPS = {"H100": 790.0, "H200": 989.0, "A100": 312.0}  # dense bf16, for the share of peak

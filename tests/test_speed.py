@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from facegan import config as cfg
-from facegan.errors import FaceganError
+from facegan import models
+from facegan.errors import FaceganError, FaceganWarning
 from facegan.train import speed
 from facegan.train.run import RunDir, plan
 from facegan.train.trainer import set_up, train
@@ -58,16 +59,39 @@ def test_torch_compile_matches_eager(preset):
     np.testing.assert_allclose(losses(preset, CPU, dropout=0.0, compile="on"), eager, rtol=1e-3, atol=1e-4)
 
 
+H100 = speed.Hardware("cuda", "NVIDIA H100", "sm_90", "cuda")
+AVX2 = speed.Hardware("cpu", "AMD EPYC", "AVX2", "")
+AMX = speed.Hardware("cpu", "Intel Xeon", "AVX512", "amx")
+
+
 def test_auto_turns_everything_on_for_cuda_and_off_switches_win():
     cuda = torch.device("cuda")
-    auto = speed.resolve(cfg.SpeedConfig(), cuda)
+    auto = speed.resolve(cfg.SpeedConfig(), cuda, hardware=H100)
     assert (auto.bf16, auto.channels_last, auto.compile, auto.cuda_graphs, auto.fused_adam, auto.tf32) == (True,) * 6
-    off = speed.resolve(replace(cfg.SpeedConfig(), **OFF), cuda)
+    off = speed.resolve(replace(cfg.SpeedConfig(), **OFF), cuda, hardware=H100)
     assert not any((off.bf16, off.channels_last, off.compile, off.cuda_graphs, off.fused_adam, off.tf32, off.data_on_device))
-    cpu = speed.resolve(cfg.SpeedConfig(), CPU)
+    cpu = speed.resolve(cfg.SpeedConfig(), CPU, hardware=AVX2)
     assert cpu.channels_last and not (cpu.bf16 or cpu.compile or cpu.cuda_graphs or cpu.fused_adam or cpu.data_on_device)
     with pytest.raises(FaceganError, match="cuda_graphs needs a CUDA device"):
         speed.resolve(replace(cfg.SpeedConfig(), cuda_graphs="on", compile="on"), CPU)
+
+
+@pytest.mark.parametrize("hardware, bf16", [
+    (AMX, speed.CPU_BF16_CHECKED), (AVX2, False),
+    (speed.Hardware("cpu", "AMD EPYC", "AVX512", "avx512_bf16"), speed.CPU_BF16_CHECKED),
+    (H100, True), (speed.Hardware("cuda", "Tesla T4", "sm_75", ""), False)])
+def test_auto_precision_follows_what_the_device_offers_and_says_why(hardware, bf16):
+    plan = speed.resolve(cfg.SpeedConfig(), torch.device(hardware.kind), hardware=hardware)
+    assert plan.bf16 == bf16
+    described = plan.describe()
+    assert described.startswith("bf16" if bf16 else "fp32") and f"auto on {hardware.name}" in described
+    assert speed.resolve(replace(cfg.SpeedConfig(), precision="fp32"), CPU, hardware=hardware).bf16 is False
+
+
+def test_this_machine_is_read_as_it_is():
+    found = speed.detect(CPU)
+    assert found.kind == "cpu" and found.capability == torch.backends.cpu.get_cpu_capability()
+    assert (found.bf16 == "amx") == bool(torch.cpu._is_amx_tile_supported())
 
 
 def test_a_run_with_the_fast_switches_resumes_exactly(tmp_path):
@@ -94,3 +118,21 @@ def test_cuda_training_with_auto_settings_runs_and_resumes(tmp_path):
     train(tiny_plan(tmp_path / "run", epochs=1, device="cuda"))
     summary = train(plan(tmp_path / "run", overrides={"epochs": 2}))
     assert summary["step"] == 8
+
+
+def test_a_failed_compile_warns_once_and_trains_on_without_it():
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler on this machine")
+
+    config = tiny_config("dcgan64")
+    torch.manual_seed(0)
+    generator, _ = models.build(config.model)
+    plan = speed.resolve(replace(cfg.SpeedConfig(), compile="on", channels_last="off"), CPU, hardware=AVX2)
+    wrapped = speed.prepare_network(generator, plan, backend=broken_backend)
+    z = torch.randn(4, config.model.z_dim)
+    with pytest.warns(FaceganWarning, match="torch.compile failed for the DCGANGenerator") as caught:
+        first, second = wrapped(z), wrapped(z)
+    assert len(caught) == 1 and "no compiler on this machine" in str(caught[0].message)
+    assert torch.equal(first, generator(z)) and torch.equal(second, first)
+    first.mean().backward()  # gradients reach the network's own parameters
+    assert all(p.grad is not None for p in generator.parameters())

@@ -102,6 +102,7 @@ class TrainingState:
     elapsed: float = 0.0  # seconds of training so far, over every session
     generator_ema: dict[str, torch.Tensor] | None = None  # the moving average, when the run keeps one
     conditions: dict[str, Any] | None = None  # a conditional model's attributes and their joint distribution
+    world_size: int = 1  # processes that trained it together (facegan.train.distributed)
 
     @property
     def sampling_generator(self) -> dict[str, torch.Tensor]:

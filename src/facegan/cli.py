@@ -9,13 +9,14 @@ import argparse
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from facegan import config as cfg
 from facegan import files
 from facegan.conditions import attribute_names, requests
-from facegan.errors import FaceganError
+from facegan.errors import FaceganError, FaceganWarning
 
 # the classifier's default attributes, without importing torch for the parser
 DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Black_Hair", "Wearing_Hat", "Heavy_Makeup")
@@ -84,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train a GAN. Running it again on the same run directory resumes it.")
     train.add_argument("--preset", help=f"start from a preset: {', '.join(cfg.preset_names())} (default thesis128)")
     train.add_argument("--config", help="start from a TOML config file instead of a preset")
-    train.add_argument("--run", help="run directory (default runs/<preset>)")
+    train.add_argument("--run", "--run-dir", dest="run",
+                       help="run directory (default runs/<preset>); --run-dir is the same, for torchrun, which "
+                            "takes --run as its own --run-path")
     train.add_argument("--resume", action="store_true", help="insist on resuming the run directory's latest checkpoint")
     train.add_argument("--dry-run", action="store_true", help="print the config and both networks, then exit")
     add_setting_flags(train)
@@ -335,8 +338,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from facegan import models
     from facegan.data import describe_data
     from facegan.metrics.evaluate import DuringTraining
+    from facegan.train.distributed import World
     from facegan.train.run import plan
-    from facegan.train.trainer import train
+    from facegan.train.trainer import Observer, train
 
     run_dir = args.run or str(Path("runs") / (args.preset or (Path(args.config).stem if args.config else "thesis128")))
     the_plan = plan(run_dir, args.preset, args.config, setting_overrides(args), args.resume)
@@ -352,12 +356,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"{name}: {models.parameter_count(net):,} trainable parameters"
                   + (f", {frozen:,} frozen (pretrained or fixed, never trained)" if frozen else "") + f"\n{net}\n")
         return 0
+    main_process = World.from_environment().main  # under torchrun, rank 0 alone reports
     try:
-        summary = train(the_plan, ProgressReport(), evaluator=DuringTraining)
+        summary = train(the_plan, ProgressReport() if main_process else Observer(), evaluator=DuringTraining)
     except KeyboardInterrupt:
-        print(f"facegan: aborted; run the same command to resume {the_plan.run.root} from its latest checkpoint",
-              file=sys.stderr)
+        if main_process:
+            print(f"facegan: aborted; run the same command to resume {the_plan.run.root} from its latest checkpoint",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not main_process:
+        return {"interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(summary["reason"], 0)
     print(f"{summary['reason']} at step {summary['step']:,} (epoch {summary['epoch']}) after {_duration(summary['seconds'])}; "
           f"run: {the_plan.run.root}")
     if summary["reason"] in ("interrupted", "terminated"):
@@ -652,7 +660,16 @@ COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evalua
             "demo": cmd_demo}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """facegan's own warnings as one line; everyone else's as Python shows them."""
+    if issubclass(category, FaceganWarning):
+        print(f"facegan: warning: {message}", file=file or sys.stderr, flush=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

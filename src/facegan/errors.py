@@ -1,4 +1,4 @@
-"""The one exception type for problems a user can fix (bad input, missing files)."""
+"""facegan's own exception (problems a user can fix: bad input, missing files) and warning."""
 
 
 class FaceganError(Exception):
@@ -6,3 +6,8 @@ class FaceganError(Exception):
 
     The command line prints the message and exits with status 2, without a traceback.
     """
+
+
+class FaceganWarning(UserWarning):
+    """Something the user should know that does not stop the work; the command line
+    prints it as one line."""

@@ -20,7 +20,9 @@ Batch = tuple[torch.Tensor, Optional[torch.Tensor]]  # images, labels (None with
 
 class BatchLoader:
     """``on_device`` copies the whole set to the device (the GPU, or RAM for a CPU run)
-    once and gathers batches there; ``channels_last`` hands batches over in NHWC layout."""
+    once and gathers batches there; ``channels_last`` hands batches over in NHWC layout;
+    ``shard`` = (rank, ranks) yields only the rank-th of ``ranks`` equal slices of each
+    batch, with the flips the whole batch would have had."""
 
     def __init__(
         self,
@@ -33,12 +35,14 @@ class BatchLoader:
         channels_last: bool = False,
         on_device: bool = False,
         labels: np.ndarray | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3), not {images.dtype} {images.shape}")
         if labels is not None and (labels.ndim != 2 or len(labels) != len(images)):
             raise ValueError(f"labels must be (N, K) for {len(images)} images, not {labels.shape}")
         self.batch_size, self.seed = batch_size, seed
+        self.rank, self.ranks = shard  # this process's slice of every batch, of how many (facegan.train.distributed)
         self.device, self.pixel_range, self.mirror = device, pixel_range, mirror
         self.channels_last = channels_last
         self.count = len(images)
@@ -73,8 +77,12 @@ class BatchLoader:
         layout change happen on uint8, a quarter of the bytes of float; the float
         conversion keeps the memory format and scales in place.
         """
-        if self.mirror:
-            flip = torch.rand(len(index), device=index.device) < 0.5
+        # drawn for the whole batch, on every rank alike
+        flip = torch.rand(len(index), device=index.device) < 0.5 if self.mirror else None
+        if self.ranks > 1:
+            part = slice(self.rank * len(index) // self.ranks, (self.rank + 1) * len(index) // self.ranks)
+            index, flip = index[part], None if flip is None else flip[part]
+        if flip is not None:
             kept, flipped = index[~flip], index[flip]
             batch = torch.cat([self.source.index_select(0, kept), self.source.index_select(0, flipped).flip(2)])
             index = torch.cat([kept, flipped])

@@ -1,16 +1,23 @@
 """The fast path: turns the [speed] settings into concrete choices for one device, and
 applies them to the networks, the optimisers and the data.
 
-"auto" means: on for CUDA, where each of these is a known win. On a CPU, what measured
-fastest on a 2-core AVX2 machine (benchmarks/train_speed.py, docs/benchmarks.md):
-channels_last only (1.22x on the demo model, 1.24x on dcgan64, within noise on
-thesis128). There torch.compile gained 2-19% after 25-40 s of compiling (and lost 9% on
-thesis128), fused Adam ranged from -8% to +7%, and bf16 autocast ran 15x slower or
-worse (no native bf16 on that CPU).
+"auto" means what measured fastest on that kind of device (benchmarks/train_speed.py,
+docs/benchmarks.md), read off the device at start (``detect``) and said in the first
+log line:
+
+- CUDA: everything on (bf16 where the GPU has it, compute capability 8.0 and up).
+- A CPU: fp32 with channels_last (1.22x on the demo model, 1.24x on dcgan64 on an AVX2
+  CPU). bf16 autocast runs 1.1-2.0x faster where the CPU has native bf16 (AVX512-BF16:
+  fast64 1.12x, faces64 1.33x, thesis128 2.0x; AMX: thesis128 1.7-1.8x) and 15x slower
+  where it has not, but ``auto`` turns it on only once benchmarks/precision_check.py
+  shows that bf16 training reaches fp32's quality (CPU_BF16_CHECKED): its first check
+  was not conclusive. torch.compile gained 2-19% after 25-40 s of compiling (and lost
+  9% on thesis128), fused Adam ranged from -8% to +7%: both stay off on a CPU.
 """
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -18,7 +25,60 @@ import torch
 from torch import nn
 
 from facegan.config import SpeedConfig
-from facegan.errors import FaceganError
+from facegan.errors import FaceganError, FaceganWarning
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What a device offers for fast numerics."""
+
+    kind: str  # "cpu" or "cuda"
+    name: str  # the CPU model or the GPU's name
+    capability: str  # torch's CPU capability (AVX512, AVX2, ...) or the CUDA compute capability (sm_90)
+    bf16: str  # how bf16 runs: "amx", "avx512_bf16", "cuda", or "" (emulated, slow)
+
+    def describe(self) -> str:
+        native = {"amx": "AMX", "avx512_bf16": "AVX512-BF16, no AMX", "cuda": "bf16", "": "no native bf16"}[self.bf16]
+        return f"{self.name} ({self.capability}, {native})"
+
+
+def _cpu_flags() -> tuple[str, set[str]]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return "CPU", set()
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "CPU")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return name, set(flags)
+
+
+def detect(device: torch.device) -> Hardware:
+    """Read what ``device`` offers."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return Hardware("cuda", torch.cuda.get_device_name(device), f"sm_{major}{minor}", "cuda" if major >= 8 else "")
+    name, flags = _cpu_flags()
+    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()) or "amx_bf16" in flags
+    bf16 = "amx" if amx else "avx512_bf16" if "avx512_bf16" in flags else ""
+    return Hardware("cpu", name, torch.backends.cpu.get_cpu_capability(), bf16)
+
+
+CPU_BF16_CHECKED = False  # bf16 training shown to match fp32's quality (benchmarks/precision_check.py)
+
+
+def auto_bf16(hardware: Hardware) -> tuple[bool, str]:
+    """Whether "auto" trains in bf16 on ``hardware``, and why."""
+    if hardware.bf16 == "cuda":
+        return True, "bf16 autocast: native on this GPU"
+    if hardware.kind == "cuda":
+        return False, "fp32: this GPU has no native bf16"
+    if hardware.bf16 and CPU_BF16_CHECKED:
+        return True, "bf16 autocast: native on this CPU, 1.1-2.0x fp32's speed"
+    if hardware.bf16:
+        return False, ("fp32: bf16 is native here (1.1-2.0x faster), but not yet shown to train as well as fp32; "
+                       "--precision bf16 uses it")
+    return False, "fp32: bf16 without native support measured 15x slower"
 
 
 @dataclass(frozen=True)
@@ -31,6 +91,8 @@ class SpeedPlan:
     tf32: bool
     data_on_device: bool
     threads: int
+    hardware: Hardware | None = None
+    reason: str = ""  # why precision is what it is, when "auto" chose it
 
     def autocast(self, device: torch.device):
         """Where the forward passes and losses run: bf16 autocast, or as they are."""
@@ -42,16 +104,21 @@ class SpeedPlan:
         on = [name for name in ("channels_last", "compile", "cuda_graphs", "fused_adam", "tf32", "data_on_device")
               if getattr(self, name)]
         threads = torch.get_num_threads()
+        why = f"; auto on {self.hardware.describe()}: {self.reason}" if self.reason and self.hardware else ""
         return (f"{'bf16' if self.bf16 else 'fp32'}" + (f" + {', '.join(on)}" if on else "")
-                + f", {threads} CPU thread{'s' if threads != 1 else ''}")
+                + f", {threads} CPU thread{'s' if threads != 1 else ''}{why}")
 
 
 def _switch(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
 
-def resolve(speed: SpeedConfig, device: torch.device, data_bytes: int = 0) -> SpeedPlan:
+def resolve(speed: SpeedConfig, device: torch.device, data_bytes: int = 0,
+            hardware: Hardware | None = None) -> SpeedPlan:
+    """The concrete choices for ``device`` (described by ``hardware``, else detected)."""
     cuda = device.type == "cuda"
+    hardware = hardware or detect(device)
+    bf16, reason = auto_bf16(hardware) if speed.precision == "auto" else (speed.precision == "bf16", "")
     compiled = _switch(speed.compile, cuda)
     graphs = _switch(speed.cuda_graphs, cuda and compiled)
     if graphs and not cuda:
@@ -63,7 +130,7 @@ def resolve(speed: SpeedConfig, device: torch.device, data_bytes: int = 0) -> Sp
         free, _ = torch.cuda.mem_get_info(device)
         fits = data_bytes < free // 2
     return SpeedPlan(
-        bf16=speed.precision == "bf16" or (speed.precision == "auto" and cuda),
+        bf16=bf16,
         channels_last=_switch(speed.channels_last, True),
         compile=compiled,
         cuda_graphs=graphs,
@@ -71,6 +138,8 @@ def resolve(speed: SpeedConfig, device: torch.device, data_bytes: int = 0) -> Sp
         tf32=_switch(speed.tf32, cuda),
         data_on_device=_switch(speed.data_on_device, fits),
         threads=speed.threads,
+        hardware=hardware,
+        reason=reason,
     )
 
 
@@ -82,14 +151,47 @@ def apply_globals(plan: SpeedPlan) -> None:
     torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its kernels once
 
 
-def prepare_network(network: nn.Module, plan: SpeedPlan) -> nn.Module:
+def prepare_network(network: nn.Module, plan: SpeedPlan, backend: str = "inductor") -> nn.Module:
     """The callable to train with. Its parameters are the network's own, so optimisers and
     checkpoints keep using ``network`` itself (no '_orig_mod.' prefixes)."""
     if plan.channels_last:
         network.to(memory_format=torch.channels_last)
     if not plan.compile:
         return network
-    return torch.compile(network, mode="reduce-overhead" if plan.cuda_graphs else None)
+    return CompiledOrEager(network, torch.compile(network, backend=backend,
+                                                  mode="reduce-overhead" if plan.cuda_graphs else None))
+
+
+def _compile_error(error: BaseException) -> bool:
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    return isinstance(error, (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError))
+
+
+class CompiledOrEager(nn.Module):
+    """A compiled network that, if compiling it fails, warns once (one line) and runs the
+    network as it is from then on: a failed compile never stops a run."""
+
+    def __init__(self, network: nn.Module, compiled: nn.Module):
+        super().__init__()
+        self.network = network
+        self.__dict__["compiled"] = compiled  # the same parameters: not registered twice
+        self.failed: str | None = None  # why compiling failed, once it has
+
+    def forward(self, *args, **kwargs):
+        if self.failed is None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:
+                if not _compile_error(e):
+                    raise
+                cause = getattr(e, "inner_exception", None) or e.__cause__ or e  # the backend's own error
+                first = (str(cause).strip().splitlines() or [""])[0][:200]
+                self.failed = f"{type(cause).__name__}: {first}"
+                warnings.warn(f"torch.compile failed for the {type(self.network).__name__} ({self.failed}); "
+                              "training goes on without compiling it", FaceganWarning, stacklevel=2)
+        return self.network(*args, **kwargs)
 
 
 def adam(params, lr: float, betas: tuple[float, float], eps: float, plan: SpeedPlan) -> torch.optim.Adam:

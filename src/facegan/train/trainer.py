@@ -28,13 +28,15 @@ from facegan.conditions import Conditions, attribute_names
 from facegan.data import load_images
 from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
-from facegan.train import augment, report, speed
+from facegan.train import augment, distributed, report, speed
+from facegan.train.distributed import ALONE, World
 from facegan.train.run import RunPlan
 from facegan.train.ema import MovingAverage
 from facegan.train.steps import STEPS, Objective
 from facegan.train.stopping import StopRequest
 
 STOPPED_BY = {"SIGINT": "interrupted", "SIGTERM": "terminated"}  # the summary's reason for each signal
+SIGNAL_GRACE_S = 5.0  # with several processes, a second signal this soon is the first one again (see stopping)
 
 # Evaluation during training (eval.eval_every) is given to ``train`` from above, so that
 # training does not depend on the metrics: a factory called once as
@@ -115,10 +117,23 @@ class TrainingSetup:
     loader: BatchLoader
     objective: Objective
     average: MovingAverage | None  # the generator's moving average, when train.ema_kimg > 0
+    world: World = ALONE  # the processes training together, and this one's place among them
     steps_taken: int = 0  # set on resume: lazy R1 and the average's ramp-up count steps
+
+    def latents(self) -> torch.Tensor:
+        """This process's latents for the next step: the whole batch's, drawn alike on
+        every rank (so the shared random state advances alike), then its slice of them."""
+        t, world = self.config.train, self.world
+        z = torch.randn(t.batch_size, self.config.model.z_dim, device=self.device)
+        share = t.batch_size // world.size
+        return z[world.rank * share : (world.rank + 1) * share] if world.several else z
 
     def step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One training step on a real batch (and its labels, for a conditional model)."""
+        with distributed.own_randomness(self.world, self.config.train.seed, self.steps_taken, self.device):
+            return self._step(real, z, labels)
+
+    def _step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         self.steps_taken += 1
         if self.fast.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
@@ -137,26 +152,33 @@ class TrainingSetup:
 
 
 def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
-           labels: np.ndarray | None = None) -> TrainingSetup:
+           labels: np.ndarray | None = None, world: World = ALONE) -> TrainingSetup:
     """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader
-    (of ``images``, and of their ``labels`` for a conditional model)."""
+    (of ``images``, and of their ``labels`` for a conditional model); with several
+    processes, this one's share of each batch and optimisers that average gradients."""
     m, t = config.model, config.train
+    distributed.check_batch(world, t.batch_size)
     fast = speed.resolve(config.speed, device, images.nbytes)
     speed.apply_globals(fast)
     torch.manual_seed(t.seed)
-    generator, discriminator = models.build(m, attribute_head=t.attribute_loss > 0)
-    generator.to(device)
-    discriminator.to(device)
+    generator, discriminator = (distributed.share_batch_norm(network, world, device).to(device)
+                                for network in models.build(m, attribute_head=t.attribute_loss > 0))
+    for network in (generator, discriminator):
+        distributed.same_weights(network, world)
+    optimizers = (speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
+                  speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast))
+    for optimizer in optimizers:
+        distributed.average_gradients_before_steps(optimizer, world)
     return TrainingSetup(
-        config, device, fast, generator, discriminator,
-        speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
-        speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast),
+        config, device, fast, generator, discriminator, *optimizers,
         speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
         BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
-                    channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels),
+                    channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels,
+                    shard=(world.rank, world.size)),
         Objective(t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range,
                   t.attribute_loss),
         MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
+        world,
     )
 
 
@@ -168,25 +190,35 @@ def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | 
 
     The run directory is locked while training. A run that fails before its first
     checkpoint removes the directory it made, so a failed start leaves nothing behind.
+    Started by torchrun, the processes train the run together (facegan.train.distributed)
+    and only rank 0 touches the run directory.
     """
     observer = observer or Observer()
-    run = plan.run
-    created = not run.root.exists()
-    run.create()
-    with run.lock() as note:
-        if note:
-            observer.on_note(note)
-        run.clear_temporaries()
-        try:
-            return _train(plan, observer, images, labels, evaluator)
-        except BaseException:
-            if created and run.latest_checkpoint() is None:
-                shutil.rmtree(run.root, ignore_errors=True)
-            raise
+    world = World.from_environment()
+    device = distributed.device_for(world, resolve_device(plan.config.train.device))
+    distributed.join(world, device)
+    try:
+        if not world.main:
+            return _train(plan, observer, images, labels, evaluator, world, device)
+        run = plan.run
+        created = not run.root.exists()
+        run.create()
+        with run.lock() as note:
+            if note:
+                observer.on_note(note)
+            run.clear_temporaries()
+            try:
+                return _train(plan, observer, images, labels, evaluator, world, device)
+            except BaseException:
+                if created and run.latest_checkpoint() is None:
+                    shutil.rmtree(run.root, ignore_errors=True)
+                raise
+    finally:
+        distributed.leave(world)
 
 
 def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels: np.ndarray | None,
-           make_evaluator: EvaluatorFactory | None) -> dict[str, Any]:
+           make_evaluator: EvaluatorFactory | None, world: World, device: torch.device) -> dict[str, Any]:
     """Check everything that can be checked before anything slow, load the data, build
     the networks, then hand over to a Session."""
     config = plan.config
@@ -194,7 +226,7 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     if config.eval.eval_every and make_evaluator is None:
         raise FaceganError("eval.eval_every needs an evaluator (facegan train gives it one; a library caller passes "
                            "evaluator=facegan.metrics.evaluate.DuringTraining)")
-    device = resolve_device(t.device)
+    distributed.check_batch(world, t.batch_size)
     for note in plan.notes:
         observer.on_note(note)
     state = plan.resume_state
@@ -203,24 +235,34 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         differences = cfg.model_differences(cfg.from_dict(state.config, str(plan.resume_from)).model, m)
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
+        if state.world_size != world.size:
+            raise FaceganError(f"checkpoint {plan.resume_from} was trained by {state.world_size} process(es); resume "
+                               f"it with as many (torchrun --nproc-per-node {state.world_size}), not {world.size}: "
+                               "each process's share of every batch would change")
     models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, device)
     names = attribute_names(m.attributes)
     if images is None:
+        if not world.main:  # rank 0 prepares the cache, if it must, before the others read it
+            distributed.meet(world)
         images, labels, data_line = load_images(config.data, m.resolution, observer.on_prepare, names)
+        if world.main:
+            distributed.meet(world)
     else:
         data_line = f"{len(images):,} given images"
     if names and (labels is None or labels.shape != (len(images), len(names))):
         raise FaceganError(f"a model conditioned on {', '.join(names)} needs one label per image and attribute")
     conditions = Conditions.of(names, labels) if names else None
-    setup = set_up(config, device, images, labels)
-    if setup.loader.steps_per_epoch == 0:
+    if len(images) < t.batch_size:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
-    cfg.save_file(config, plan.run.config_path)
+    setup = set_up(config, device, images, labels, world)
+    if world.main:
+        cfg.save_file(config, plan.run.config_path)
     evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, conditions)
-                 if config.eval.eval_every else None)
+                 if config.eval.eval_every and world.main else None)
     session = Session(plan, observer, setup, conditions, evaluator, state)
     observer.on_start({
-        "run": str(plan.run.root), "device": str(device), "speed": setup.fast.describe(), "images": len(images),
+        "run": str(plan.run.root), "device": str(device) + (f" x {world.size} processes" if world.several else ""),
+        "speed": setup.fast.describe(), "images": len(images),
         "data": data_line, "steps_per_epoch": setup.loader.steps_per_epoch, "start_step": session.step,
         "total_steps": min(t.epochs * setup.loader.steps_per_epoch, t.max_steps or float("inf")),
         "time_limit_s": t.time_limit * 60, "resumed_from": str(plan.resume_from) if plan.resume_from else None,
@@ -238,22 +280,27 @@ class Session:
                  evaluator: Evaluation | None, state: checkpoint.TrainingState | None):
         self.config, self.run_dir, self.observer, self.setup = plan.config, plan.run, observer, setup
         self.conditions, self.evaluator = conditions, evaluator
+        self.world = setup.world
+        self.main = self.world.main  # only the main process writes the run directory
         self.step = self.epoch = self.position = 0
         self.elapsed = 0.0
         if state is not None:
             self.restore(state)
         t = self.config.train
-        self.run_dir.truncate_metrics(self.step)  # rows past the checkpoint (or, new, from a failed start) come again
+        if self.main:  # rows past the checkpoint (or, new, from a failed start) come again
+            self.run_dir.truncate_metrics(self.step)
         self.latents = sample.latents(t.sample_count, self.config.model.z_dim, t.seed).to(setup.device)
         self.grid_labels = (None if conditions is None
                             else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(setup.device))
-        self.best_fid = min((r["fid"] for r in self.run_dir.read_metrics() if "fid" in r), default=float("inf"))
+        self.best_fid = (min((r["fid"] for r in self.run_dir.read_metrics() if "fid" in r), default=float("inf"))
+                         if self.main else float("inf"))
         self.started = self.last_saved_at = time.perf_counter()
         self.evaluating_s = 0.0  # seconds spent in evaluations since this start, not counted by the time limit
         self.saved = plan.resume_from  # the newest checkpoint
         self.rolling: Path | None = None  # the newest checkpoint saved only because one was due
         self.running = _Running()
-        self.stop = StopRequest(lambda name, aborting: self.observer.on_signal(name, aborting, self.saved))
+        self.stop = StopRequest(lambda name, aborting: self.observer.on_signal(name, aborting, self.saved),
+                                grace=SIGNAL_GRACE_S if self.world.several else 0.0)
 
     def restore(self, state: checkpoint.TrainingState) -> None:
         s = self.setup
@@ -285,17 +332,20 @@ class Session:
             rng=rng, elapsed=self.elapsed + time.perf_counter() - self.started,
             generator_ema=s.average.module.state_dict() if s.average is not None else None,
             conditions=self.conditions.state() if self.conditions is not None else None,
+            world_size=self.world.size,
         ).save(path)
         return path
 
     def save_checkpoint(self, due: bool = False) -> Path:
         """Save the state after ``step``; one saved only because it was ``due`` is kept
-        only until the next checkpoint."""
-        path = self.write_state(self.run_dir.checkpoints / checkpoint.name_for(self.step))
-        if self.rolling is not None and self.rolling != path:
-            self.rolling.unlink(missing_ok=True)
-        self.rolling = path if due else None
-        checkpoint.prune(self.run_dir.checkpoints, self.config.train.keep_checkpoints)
+        only until the next checkpoint. Only the main process writes it."""
+        path = self.run_dir.checkpoints / checkpoint.name_for(self.step)
+        if self.main:
+            self.write_state(path)
+            if self.rolling is not None and self.rolling != path:
+                self.rolling.unlink(missing_ok=True)
+            self.rolling = path if due else None
+            checkpoint.prune(self.run_dir.checkpoints, self.config.train.keep_checkpoints)
         self.saved, self.last_saved_at = path, time.perf_counter()
         return path
 
@@ -303,7 +353,9 @@ class Session:
         t = self.config.train
         if t.checkpoint_every and self.step % t.checkpoint_every == 0:
             return True
-        return bool(t.checkpoint_minutes) and time.perf_counter() - self.last_saved_at >= t.checkpoint_minutes * 60
+        due = (self.main and bool(t.checkpoint_minutes)
+               and time.perf_counter() - self.last_saved_at >= t.checkpoint_minutes * 60)
+        return distributed.agree(self.world, [due], self.setup.device)[0]  # every rank saves (or not) together
 
     def log(self) -> None:
         if self.running.steps == 0:
@@ -312,8 +364,9 @@ class Session:
                   "epoch": round(self.epoch + self.position / self.setup.loader.steps_per_epoch, 4)}
         record.update(self.running.flush(self.config.train.batch_size))
         record["elapsed_s"] = round(self.elapsed + time.perf_counter() - self.started, 2)
-        self.run_dir.append_metrics(record)
-        self.observer.on_log(record)
+        if self.main:
+            self.run_dir.append_metrics(record)
+            self.observer.on_log(record)
 
     def evaluate(self) -> None:
         started = time.perf_counter()
@@ -334,18 +387,24 @@ class Session:
         self.observer.on_eval(record)
 
     def stop_reason(self) -> str | None:
-        """Why training should stop after the step just taken, if it should."""
+        """Why training should stop after the step just taken, if it should; with several
+        processes, the same answer on every one (a signal to any stops all)."""
         t = self.config.train
-        if self.stop.signal_name:
-            return STOPPED_BY[self.stop.signal_name]
+        signalled = self.stop.signal_name is not None
+        # the main process's clock: only it knows how long its evaluations took (others wait meanwhile)
+        timed_out = (self.main and bool(t.time_limit)
+                     and time.perf_counter() - self.started - self.evaluating_s >= t.time_limit * 60)
+        signalled, timed_out = distributed.agree(self.world, [signalled, timed_out], self.setup.device)
+        if signalled:
+            return STOPPED_BY.get(self.stop.signal_name or "", "interrupted")
         if t.max_steps and self.step >= t.max_steps:
             return "step limit"
-        if t.time_limit and time.perf_counter() - self.started - self.evaluating_s >= t.time_limit * 60:
+        if timed_out:
             return "time limit"
         return None
 
     def grid(self, path: Path) -> Path:
-        return write_samples(self.setup.sampler, self.latents, path, self.grid_labels)
+        return write_samples(self.setup.sampler, self.latents, path, self.grid_labels) if self.main else path
 
     def run(self) -> dict[str, Any]:
         """Train until the last epoch, a limit or a signal; returns a summary."""
@@ -356,8 +415,7 @@ class Session:
             try:
                 while self.epoch < t.epochs and reason == "finished":
                     for real, real_labels in loader.epoch(self.epoch, self.position):  # never empty
-                        z = torch.randn(t.batch_size, self.config.model.z_dim, device=setup.device)
-                        self.running.add(setup.step(real, z, real_labels))
+                        self.running.add(setup.step(real, setup.latents(), real_labels))
                         self.step += 1
                         self.position += 1
                         self.observer.on_step(self.step)
@@ -383,7 +441,8 @@ class Session:
                         self.log()
                         last_grid = self.grid(self.run_dir.stop_sample_path(self.step))
                         self.save_checkpoint()
-                report.write(self.run_dir, last_grid)
+                if self.main:
+                    report.write(self.run_dir, last_grid)
             finally:
                 self.observer.on_end({"reason": reason, "step": self.step})
         return {"reason": reason, "step": self.step, "epoch": self.epoch,
