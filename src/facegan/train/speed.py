@@ -10,9 +10,11 @@ log line:
   CPU). bf16 autocast runs 1.1-2.0x faster where the CPU has native bf16 (AVX512-BF16:
   fast64 1.12x, faces64 1.33x, thesis128 2.0x; AMX: thesis128 1.7-1.8x) and 15x slower
   where it has not, but ``auto`` turns it on only once benchmarks/precision_check.py
-  shows that bf16 training reaches fp32's quality (CPU_BF16_CHECKED): its first check
-  was not conclusive. torch.compile gained 2-19% after 25-40 s of compiling (and lost
-  9% on thesis128), fused Adam ranged from -8% to +7%: both stay off on a CPU.
+  shows that bf16 training reaches fp32's quality (CPU_BF16_CHECKED): of its first two
+  checks one landed within the seed-to-seed spread and one did not, and the smallest
+  model (demo) runs 0.87x in bf16. torch.compile gained 2-19% after 25-40 s of
+  compiling (and lost 9% on thesis128), fused Adam ranged from -8% to +7%: both stay
+  off on a CPU.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def auto_bf16(hardware: Hardware) -> tuple[bool, str]:
     if hardware.bf16 and CPU_BF16_CHECKED:
         return True, "bf16 autocast: native on this CPU, 1.1-2.0x fp32's speed"
     if hardware.bf16:
-        return False, ("fp32: bf16 is native here (1.1-2.0x faster), but not yet shown to train as well as fp32; "
-                       "--precision bf16 uses it")
+        return False, ("fp32: bf16 is native here (up to 2x faster for larger models), but not yet shown to train "
+                       "as well as fp32; --precision bf16 uses it")
     return False, "fp32: bf16 without native support measured 15x slower"
 
 
