@@ -144,3 +144,28 @@ def test_the_shipped_model_makes_faces_with_no_run_given(tmp_path, capsys):
     assert len({im.tobytes() for im in images}) == 16
     code, stdout, _ = run_cli(capsys, "models")
     assert code == 0 and f"{pretrained.DEFAULT} (default)" in stdout and f"FID {card['fid']:.1f}" in stdout
+
+
+def test_generate_interpolate_walks_from_one_seeds_face_to_the_next(tmp_path, capsys):
+    config = tiny_config("fast64", resolution=32)
+    torch.manual_seed(0)
+    generator, _ = models.build(config.model)
+    with torch.no_grad():  # untrained weights drawn wide, so that different latents make different pictures
+        for weight in generator.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3)
+    source = tmp_path / "g.safetensors"
+    generator_file.save(generator.state_dict(), config, None, source)
+    code, stdout, err = run_cli(capsys, "generate", "--checkpoint", source, "--interpolate", "-n", 5, "--seed", 3,
+                                "--out", tmp_path / "walk")
+    assert code == 0 and "a walk of 5 faces from seed 3 to seed 4" in stdout, err
+    from PIL import Image
+
+    walk = np.stack([np.asarray(Image.open(f)).astype(int) for f in sorted((tmp_path / "walk").iterdir())])
+    loaded, _, _ = sample.load_generator(source, CPU)
+    start, end = (sample.generate(loaded, 1, seed, CPU)[0].astype(int) for seed in (3, 4))
+    assert len(walk) == 5 and np.abs(start - end).max() > 20
+    assert np.abs(walk[0] - start).max() <= 1 and np.abs(walk[-1] - end).max() <= 1  # the ends are the two faces
+    assert np.abs(walk[2] - start).max() > 10 and np.abs(walk[2] - end).max() > 10
+    code, _, err = run_cli(capsys, "generate", "--checkpoint", source, "--interpolate", "-n", 1, "--out", "x.png")
+    assert code == 2 and "--interpolate needs -n of at least 2" in err

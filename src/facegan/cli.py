@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     generate.add_argument("--attr", help="conditional models: attribute values to ask for, e.g. Male=1,Smiling=0; "
                                          "the model's other attributes are drawn as its training images had them")
+    generate.add_argument("--interpolate", action="store_true",
+                          help="a walk of -n faces in one row, from face 0 of --seed to face 0 of the next seed "
+                               "(along the great circle between their latents)")
     generate.add_argument("--vary", metavar="ATTRIBUTE",
                           help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
@@ -383,6 +386,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise FaceganError(f"-n must be between 1 and {MAX_IMAGES:,}, not {args.n:,}")
     if sample.is_grid(args.out) and args.n * (2 if args.vary else 1) > sample.MAX_GRID:
         raise FaceganError(f"a grid holds at most {sample.MAX_GRID:,} faces; give --out a folder for more")
+    if args.interpolate and (args.vary or args.n < 2):
+        raise FaceganError("--interpolate walks -n >= 2 faces between two seeds; it does not go with --vary"
+                           if args.vary else f"--interpolate needs -n of at least 2 (the two ends), not {args.n}")
     path = _checkpoint_of(args)
     device = resolve_device(args.device)
     wanted = requests(args.attr) if args.attr is not None else {}
@@ -392,6 +398,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.attr is not None or args.vary:
             raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
                                "(train a conditional one with --preset cfast64)")
+        if args.interpolate:
+            sample.save(sample.walk(generator, args.n, args.seed, device), args.out, columns=args.n)
+            print(f"wrote a walk of {args.n} faces from seed {args.seed} to seed {args.seed + 1} from {path} "
+                  f"to {args.out}")
+            return 0
         sample.save(sample.batches(generator, args.n, args.seed, device), args.out, progress=_written(args.n))
         print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
         return 0
@@ -411,6 +422,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         images = sample.varying(generator, conditions, args.vary, args.n, args.seed, device, wanted)
         sample.save(images, args.out, columns=args.n)
         what = f"{args.n} faces with {args.vary}=0 (first row) and the same faces with {args.vary}=1 (second row)"
+    elif args.interpolate:  # one set of labels for the whole walk
+        labels = conditions.sample(1, args.seed, wanted).repeat(args.n, axis=0)
+        sample.save(sample.walk(generator, args.n, args.seed, device, labels), args.out, columns=args.n)
+        what = f"a walk of {args.n} faces from seed {args.seed} to seed {args.seed + 1}"
     else:
         labels = conditions.sample(args.n, args.seed, wanted)
         sample.save(sample.batches(generator, args.n, args.seed, device, labels=labels), args.out,

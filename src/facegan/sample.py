@@ -76,6 +76,16 @@ def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.de
     return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z)))
 
 
+def walk(generator: torch.nn.Module, count: int, seed: int, device: torch.device,
+         labels: np.ndarray | None = None) -> np.ndarray:
+    """``count`` faces evenly along the great circle from the latent of face 0 of ``seed``
+    to that of ``seed`` + 1 (the ends included), with one row of ``labels`` each for a
+    conditional generator."""
+    a, b = latents(1, generator.z_dim, seed)[0], latents(1, generator.z_dim, seed + 1)[0]
+    z = torch.stack([between(a, b, float(t)) for t in np.linspace(0.0, 1.0, count)])
+    return generate(generator, count, seed, device, labels=labels, z=z)
+
+
 def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count: int, seed: int,
             device: torch.device, wanted: dict[str, int] | None = None) -> np.ndarray:
     """2 x ``count`` images: ``count`` latents with ``name`` = 0, then the same latents
