@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import platform
 
 import torch
 
+from facegan.train.speed import detect
+
 
 def describe() -> dict[str, object]:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
+    cpu = detect(torch.device("cpu"))  # the reading facegan's own "auto" settings go by
     return {
-        "cpu": model,
+        "cpu": cpu.name,
         "cores": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "amx": bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()),
+        "cpu_capability": cpu.capability,
+        "amx": cpu.bf16 == "amx",
+        "native_bf16": cpu.bf16 or None,
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }

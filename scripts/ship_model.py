@@ -78,8 +78,7 @@ def main() -> None:
                           phase=lambda name: print(name, file=sys.stderr))
     card = card_figures(state, evaluation, args.fid_floor, args.hardware)
     card["precision_check"] = moved
-    weights, _, _, _ = generator_file.load(out)
-    generator_file.save(weights, config, conditions, out, half=half, card=card)
+    generator_file.save(generator.state_dict(), config, conditions, out, half=half, card=card)
     print(json.dumps({"wrote": str(out), "bytes": out.stat().st_size, "fp16": half, **card}, indent=1))
 
 

@@ -27,6 +27,19 @@ def tiny_plan(run_dir: Path, preset: str = "dcgan64", **changes) -> RunPlan:
     return RunPlan(tiny_config(preset, **changes), RunDir(run_dir), None)
 
 
+def widened(generator):
+    """``generator`` with its untrained weights drawn wide (std 0.3), so that different
+    latents and labels make visibly different pictures (at the usual init they are all
+    near grey)."""
+    import torch
+
+    with torch.no_grad():
+        for weight in generator.parameters():
+            if weight.dim() > 1:
+                weight.normal_(0.0, 0.3)
+    return generator
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"

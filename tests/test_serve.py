@@ -20,7 +20,7 @@ from PIL import Image
 
 from facegan import generator_file, models, sample
 from facegan.conditions import Conditions
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, widened
 
 CPU = torch.device("cpu")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,14 +34,10 @@ def pixels(data_url: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def conditional_file(tmp_path_factory) -> Path:
     """A small conditional FastGAN generator as a generator file: untrained, its weights
-    drawn wide enough (std 0.3) that faces of different latents and labels differ."""
+    drawn wide (``widened``) so that faces of different latents and labels differ."""
     config = tiny_config("cfast64", resolution=32, attributes="Male,Smiling")
     torch.manual_seed(0)
-    generator, _ = models.build(config.model)
-    with torch.no_grad():
-        for weight in generator.parameters():
-            if weight.dim() > 1:
-                weight.normal_(0.0, 0.3)
+    generator = widened(models.build(config.model)[0])
     labels = np.random.default_rng(0).random((200, 2)) < [0.4, 0.5]
     path = tmp_path_factory.mktemp("serve") / "conditional.safetensors"
     generator_file.save(generator.state_dict(), config, Conditions.of(("Male", "Smiling"), labels), path)

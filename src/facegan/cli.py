@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DEFAULT_MODEL = "celeba64"  # facegan.pretrained.DEFAULT, without importing torch for the parser
-EXPORT_FORMATS = ("safetensors", "onnx")  # facegan.export.FORMATS, likewise
+EXPORT_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx"}  # facegan export --format, by --out's suffix
 MAX_IMAGES = 1_000_000  # generate -n: at most this many (their latents are held in memory)
 
 
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "or an .onnx network for onnxruntime and other programs.")
     add_generator_source(export, required=True)
     export.add_argument("--out", required=True, help="the file to write (.safetensors or .onnx)")
-    export.add_argument("--format", choices=EXPORT_FORMATS, help="default: from --out's suffix")
+    export.add_argument("--format", choices=tuple(EXPORT_FORMATS.values()), help="default: from --out's suffix")
     export.add_argument("--half", action="store_true",
                         help="safetensors: store the weights as fp16 (half the size); reports how far the images move")
     export.add_argument("--card", help="safetensors: a JSON file of model-card figures to carry in the file")
@@ -389,7 +389,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.interpolate and (args.vary or args.n < 2):
         raise FaceganError("--interpolate walks -n >= 2 faces between two seeds; it does not go with --vary"
                            if args.vary else f"--interpolate needs -n of at least 2 (the two ends), not {args.n}")
-    path = _checkpoint_of(args)
+    path = _generator_path(args)
     device = resolve_device(args.device)
     wanted = requests(args.attr) if args.attr is not None else {}
     generator, _, conditions = sample.load_generator(path, device)
@@ -446,7 +446,7 @@ def _assignments(wanted: dict[str, int]) -> str:
     return ",".join(f"{name}={value}" for name, value in wanted.items())
 
 
-def _checkpoint_of(args: argparse.Namespace) -> Path:
+def _generator_path(args: argparse.Namespace) -> Path:
     """The file holding the generator the user named: a run's latest checkpoint, a
     checkpoint or generator file, a shipped model, or by default the shipped model."""
     from facegan import pretrained
@@ -505,14 +505,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facegan import export, generator_file, sample
 
     out = Path(args.out)
-    form = args.format or {".safetensors": "safetensors", ".onnx": "onnx"}.get(out.suffix.lower())
+    form = args.format or EXPORT_FORMATS.get(out.suffix.lower())
     if form is None:
         raise FaceganError(f"cannot tell the format from {out.name}: end --out in .safetensors or .onnx, or give --format")
     if form == "safetensors" and out.suffix.lower() != ".safetensors":
         raise FaceganError(f"a generator file must end in .safetensors (facegan reads it by its suffix), not {out.name}")
     if form == "onnx" and (args.half or args.card):
         raise FaceganError("--half and --card are for safetensors exports")
-    path = _checkpoint_of(args)
+    path = _generator_path(args)
     generator, config, conditions = sample.load_generator(path, torch.device("cpu"))
     if form == "onnx":
         export.to_onnx(generator, config, conditions, out)
@@ -539,7 +539,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.half:
         error = export.half_precision_error(generator, conditions)
         print(f"fp16 weights move the images by at most {error['max_levels']} of 255 levels (mean "
-              f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over 64 faces")
+              f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over {error['faces']} faces")
     generator_file.save(generator.state_dict(), config, conditions, out, half=args.half, card=card)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {'fp16' if args.half else 'fp32'}) from {_shown(path)}; "
           f"use it like a checkpoint: facegan generate --checkpoint {out}")
@@ -555,7 +555,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
     _use_threads(args)
-    path = _checkpoint_of(args)
+    path = _generator_path(args)
     app = create_app(path, _shown(path), resolve_device(args.device))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
@@ -572,7 +572,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _use_threads(args)
     phases = PhaseReport()
-    r = evaluate(_checkpoint_of(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
+    r = evaluate(_generator_path(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
                  phases, args.classifier, phases.start)
     against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
     print(f"{r['checkpoint']}")

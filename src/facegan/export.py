@@ -24,7 +24,6 @@ from facegan import config as cfg
 from facegan.conditions import Conditions
 from facegan.errors import FaceganError
 
-FORMATS = ("safetensors", "onnx")
 ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch's pixels, in the output range (about 0.01 of a uint8 level)
 CHECK_SAMPLES = 16
 
@@ -32,8 +31,8 @@ CHECK_SAMPLES = 16
 def half_precision_error(generator: torch.nn.Module, conditions: Conditions | None, n: int = 64,
                          seed: int = 0) -> dict[str, float]:
     """How far the generator's uint8 images move when its weights are rounded to fp16
-    (and used as fp32 again): the largest and the mean change in levels, and the share of
-    pixels that change at all."""
+    (and used as fp32 again), over ``n`` faces: the largest and the mean change in levels,
+    and the share of pixels that change at all."""
     rounded = {k: v.half().float() if v.is_floating_point() else v for k, v in generator.state_dict().items()}
     device = next(generator.parameters()).device
     labels = conditions.sample(n, seed) if conditions is not None else None
@@ -45,7 +44,7 @@ def half_precision_error(generator: torch.nn.Module, conditions: Conditions | No
     finally:
         generator.load_state_dict(original)
     change = np.abs(exact - approx)
-    return {"max_levels": int(change.max()), "mean_levels": float(change.mean()),
+    return {"faces": n, "max_levels": int(change.max()), "mean_levels": float(change.mean()),
             "changed_share": float((change > 0).mean())}
 
 

@@ -76,13 +76,19 @@ def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.de
     return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z)))
 
 
+def latents_between(z_dim: int, seed_a: int, seed_b: int, fractions: Iterable[float]) -> torch.Tensor:
+    """The latents each fraction of the way from face 0 of ``seed_a`` to face 0 of
+    ``seed_b`` (see ``between``), one row each."""
+    a, b = latents(1, z_dim, seed_a)[0], latents(1, z_dim, seed_b)[0]
+    return torch.stack([between(a, b, float(t)) for t in fractions])
+
+
 def walk(generator: torch.nn.Module, count: int, seed: int, device: torch.device,
          labels: np.ndarray | None = None) -> np.ndarray:
     """``count`` faces evenly along the great circle from the latent of face 0 of ``seed``
     to that of ``seed`` + 1 (the ends included), with one row of ``labels`` each for a
     conditional generator."""
-    a, b = latents(1, generator.z_dim, seed)[0], latents(1, generator.z_dim, seed + 1)[0]
-    z = torch.stack([between(a, b, float(t)) for t in np.linspace(0.0, 1.0, count)])
+    z = latents_between(generator.z_dim, seed, seed + 1, np.linspace(0.0, 1.0, count))
     return generate(generator, count, seed, device, labels=labels, z=z)
 
 

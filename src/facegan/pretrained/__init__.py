@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
 
 from facegan import generator_file
 from facegan.errors import FaceganError
@@ -31,8 +30,3 @@ def path(name: str) -> Path:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise FaceganError(f"no shipped model {name!r}{hint}; facegan ships: {', '.join(shipped) or 'none'}")
     return found
-
-
-def card(name: str) -> dict[str, Any]:
-    """The model card's figures stored in the file (empty if it carries none)."""
-    return generator_file.metadata(path(name))["card"] or {}

@@ -102,11 +102,10 @@ def meet(world: World) -> None:
         dist.barrier()
 
 
-def check_batch(world: World, batch_size: int) -> int:
-    """Each rank's share of the global batch."""
+def check_batch(world: World, batch_size: int) -> None:
+    """Refuse a global batch that does not split evenly over the ranks."""
     if batch_size % world.size:
         raise FaceganError(f"train.batch_size {batch_size} does not split evenly over {world.size} processes")
-    return batch_size // world.size
 
 
 def average_gradients_before_steps(optimizer: torch.optim.Optimizer, world: World) -> None:

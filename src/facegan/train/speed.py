@@ -19,6 +19,7 @@ log line:
 
 from __future__ import annotations
 
+import platform
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -45,12 +46,16 @@ class Hardware:
 
 
 def _cpu_flags() -> tuple[str, set[str]]:
+    """The CPU's model name and feature flags (Linux's /proc/cpuinfo; elsewhere what
+    Python's platform module says, and no flags)."""
+    fallback = platform.processor() or platform.machine() or "CPU"
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
     except OSError:
-        return "CPU", set()
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "CPU")
+        return fallback, set()
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                fallback)
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return name, set(flags)
 

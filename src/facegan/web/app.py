@@ -88,8 +88,7 @@ class FaceMaker:
         return [data_url(image) for image in made]
 
     def between(self, a: int, b: int, t: float, wanted: dict[str, int]) -> str:
-        z_dim = self.generator.z_dim
-        z = sample.between(sample.latents(1, z_dim, a)[0], sample.latents(1, z_dim, b)[0], t)[None]
+        z = sample.latents_between(self.generator.z_dim, a, b, [t])
         labels = self.conditions.sample(1, a, wanted) if self.conditions else None
         with self.lock:
             made = sample.generate(self.generator, 1, a, self.device, labels=labels, z=z)
