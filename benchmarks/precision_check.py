@@ -1,14 +1,15 @@
 """Does bf16 training behave like fp32? Train the same preset, seed and steps both ways.
 
-    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N] [--fid-n 256]
+    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N] [--fid-n 256] [--seeds K]
 
 The bf16 run trains for --minutes (or --steps), the fp32 run for the same number of
 steps; everything else (seed, data: the built-in faces, other [speed] settings) is the
 same. A third run, fp32 with the next seed, measures how far two equally good runs
-differ. Prints the loss curves as JSON lines, then a summary line: the mean losses over
-the second half of training, and the FID of each run's final generator (--fid-n
-samples against as many training images): bf16 tracks fp32 when its distance to fp32
-is within the seed-to-seed distance.
+differ; --seeds K trains both precisions at K seeds. Prints each run's FID as it is
+measured, the seed-0 loss curves as JSON lines, then a summary line: the mean losses
+over the second half of training, and the FID of each run's final generator (--fid-n
+samples against as many training images), per precision its mean and range: bf16
+tracks fp32 when its runs fall inside the spread of fp32's seeds.
 """
 
 from __future__ import annotations
@@ -53,22 +54,32 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--images", type=int, default=4096, help="built-in faces to train on")
     parser.add_argument("--fid-n", type=int, default=256, help="samples for each final FID (0: none)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train bf16 and fp32 at this many seeds (1: bf16 at one seed, fp32 at two)")
     args = parser.parse_args()
     base = cfg.override(cfg.load_preset(args.preset), {
         "device": args.device, "epochs": 100_000, "log_every": args.log_every, "synthetic_count": args.images,
         "data": "", "max_steps": args.steps, "time_limit": 0.0 if args.steps else args.minutes,
         "keep_checkpoints": 1})
+    seed = base.train.seed
     with tempfile.TemporaryDirectory() as scratch:
         configs = {"bf16": cfg.override(base, {"precision": "bf16"})}
         bf16_summary, bf16 = run(configs["bf16"], Path(scratch) / "bf16")
-        same_steps = {"precision": "fp32", "time_limit": 0.0, "max_steps": bf16_summary["step"]}
-        configs["fp32"] = cfg.override(base, same_steps)
-        configs["fp32_next_seed"] = cfg.override(base, {**same_steps, "seed": base.train.seed + 1})
+        same_steps = {"time_limit": 0.0, "max_steps": bf16_summary["step"]}
+        configs["fp32"] = cfg.override(base, {**same_steps, "precision": "fp32"})
+        for k in range(1, max(args.seeds, 2 if args.fid_n else 1)):
+            configs[f"fp32_seed{seed + k}"] = cfg.override(base, {**same_steps, "precision": "fp32", "seed": seed + k})
+        for k in range(1, args.seeds):
+            configs[f"bf16_seed{seed + k}"] = cfg.override(base, {**same_steps, "precision": "bf16", "seed": seed + k})
         fp32_summary, fp32 = run(configs["fp32"], Path(scratch) / "fp32")
         fids = {}
         if args.fid_n:
-            run(configs["fp32_next_seed"], Path(scratch) / "fp32_next_seed")
-            fids = {name: round(fid_of(config, Path(scratch) / name, args.fid_n), 2) for name, config in configs.items()}
+            for name, config in configs.items():
+                if name not in ("bf16", "fp32"):
+                    run(config, Path(scratch) / name)
+                fids[name] = round(fid_of(config, Path(scratch) / name, args.fid_n), 2)
+                print(json.dumps({"bench": "precision_check", "run": name, "seed": config.train.seed,
+                                  "fid": fids[name]}), flush=True)
     for name, rows in (("bf16", bf16), ("fp32", fp32)):
         for r in rows:
             print(json.dumps({"bench": "precision_check", "precision": name, **r}))
@@ -83,9 +94,15 @@ def main() -> None:
         summary[f"{key}_bf16_mean"] = round(float(a.mean()), 4)
         summary[f"{key}_fp32_mean"] = round(float(b.mean()), 4)
     if fids:
-        summary.update({f"fid_{name}": value for name, value in fids.items()}, fid_n=args.fid_n,
-                       fid_bf16_vs_fp32=round(abs(fids["bf16"] - fids["fp32"]), 2),
-                       fid_seed_to_seed=round(abs(fids["fp32_next_seed"] - fids["fp32"]), 2))
+        by_precision = {p: [v for name, v in fids.items() if name.startswith(p)] for p in ("bf16", "fp32")}
+        summary.update({f"fid_{name}": value for name, value in fids.items()}, fid_n=args.fid_n)
+        for p, values in by_precision.items():
+            summary[f"fid_{p}_mean"] = round(float(np.mean(values)), 2)
+            summary[f"fid_{p}_range"] = [min(values), max(values)]
+        # bf16 tracks fp32 when its runs fall inside the spread of fp32's seeds
+        low, high = summary["fid_fp32_range"]
+        summary["bf16_all_within_fp32_spread"] = all(low <= v <= high for v in by_precision["bf16"])
+        summary["bf16_mean_within_fp32_spread"] = low <= summary["fid_bf16_mean"] <= high
     summary["machine"] = describe()
     print(json.dumps(summary))
 

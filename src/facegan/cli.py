@@ -276,6 +276,9 @@ class ProgressReport:
         figures = f"loss D {r['loss_d']:.3f} G {r['loss_g']:.3f}  D(real) {r['d_real']:.2f} D(fake) {r['d_fake']:.2f}"
         if "attr_real" in r:  # the attribute head's errors: how well D reads real and fake faces' labels
             figures += f"  attributes real {r['attr_real']:.2f} fake {r['attr_fake']:.2f}"
+        if "stage_px" in r:  # a growing network (family progan): its newest stage, and how far it has faded in
+            fade = r["level"] % 1
+            figures += f"  {r['stage_px']} px" + (f" fading in {fade:.0%}" if fade else "")
         if self.bar is not None:
             self.bar.set_postfix_str(f"{figures}  {r['images_per_s']:.0f} img/s", refresh=False)
             return

@@ -35,7 +35,7 @@ def setting(default: Any, help: str, between: tuple[float, float] | None = None)
 class ModelConfig:
     """The networks. Changing any of these makes checkpoints incompatible."""
 
-    family: str = setting("dcgan", "network family: thesis, dcgan or projected (see facegan.models)")
+    family: str = setting("dcgan", "network family: thesis, dcgan, projected or progan (see facegan.models)")
     resolution: int = setting(64, "output images are resolution x resolution", (8, 1024))
     z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)", (1, 4096))
     g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double", (1, 4096))
@@ -45,6 +45,9 @@ class ModelConfig:
     d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
     attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN, family dcgan); "
                                   "empty = unconditional")
+    grow_from: int = setting(8, "family progan: side of the first stage; each later stage doubles it", (4, 1024))
+    grow_kimg: float = setting(20.0, "family progan: thousands of images over which each new stage fades in, "
+                                     "and as many again before the next one", (0, 1e6))
     d_feature_resolution: int = setting(0, "family projected: side of the images the frozen feature network "
                                            "sees (they are resized to it); 0 = the image size", (0, 256))
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
-from facegan.models import dcgan, projected, thesis
+from facegan.models import dcgan, progan, projected, thesis
 from facegan.models.family import Family
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY, progan.FAMILY)}
 
 
 def family_of(model: ModelConfig) -> Family:
@@ -46,6 +46,21 @@ def build_generator(model: ModelConfig) -> nn.Module:
     """The generator alone, to load trained weights into (its initial weights are not
     those ``build`` gives)."""
     return family_of(model).generator(model)
+
+
+def grow(networks: Iterable[nn.Module], images_seen: int) -> None:
+    """Tell networks that grow during training (family progan) how many images
+    training has seen; others ignore it."""
+    for network in networks:
+        grow_to = getattr(network, "grow_to", None)
+        if grow_to is not None:
+            grow_to(images_seen)
+
+
+def growth_figures(network: nn.Module) -> dict[str, float]:
+    """Where a growing network is (its level and newest stage's side); {} for others."""
+    figures = getattr(network, "growth_figures", None)
+    return figures() if figures is not None else {}
 
 
 @contextmanager

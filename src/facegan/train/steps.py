@@ -120,6 +120,7 @@ class Objective:
             logits, attributes = self.judge(discriminator, real, labels)
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = gradient.float().square().sum(dim=(1, 2, 3)).mean() * (self.r1_gamma / 2) * self.r1_every
+        penalty = penalty * getattr(discriminator, "gradient_scale", 1.0)  # D at a smaller size (family progan)
         return logits, attributes, penalty
 
     def attribute_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -178,8 +179,8 @@ def thesis_step(
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
     g_grads = torch.autograd.grad(objective.total(loss_g, attribute_error=attributes_fake), g_params,
-                                 retain_graph=True)
-    d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params)
+                                 retain_graph=True, allow_unused=True)  # a growing network's later stages wait
+    d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params, allow_unused=True)
     for params, grads in ((g_params, g_grads), (d_params, d_grads)):
         for p, g in zip(params, grads):
             p.grad = g

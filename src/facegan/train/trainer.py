@@ -135,13 +135,15 @@ class TrainingSetup:
 
     def _step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         self.steps_taken += 1
+        batch = self.config.train.batch_size
+        models.grow([self.generator, self.discriminator] + ([self.average.module] if self.average is not None else []),
+                    (self.steps_taken - 1) * batch)
         if self.fast.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         figures = STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
                                                 real, z, self.objective, self.steps_taken,
                                                 lambda: self.fast.autocast(self.device), labels)
         if self.average is not None:
-            batch = self.config.train.batch_size
             self.average.update(self.generator, batch, self.steps_taken * batch)
         return figures
 
@@ -363,6 +365,7 @@ class Session:
         record = {"step": self.step,
                   "epoch": round(self.epoch + self.position / self.setup.loader.steps_per_epoch, 4)}
         record.update(self.running.flush(self.config.train.batch_size))
+        record.update(models.growth_figures(self.setup.generator))
         record["elapsed_s"] = round(self.elapsed + time.perf_counter() - self.started, 2)
         if self.main:
             self.run_dir.append_metrics(record)

@@ -1,0 +1,223 @@
+"""Progressive growing (Karras, Aila, Laine, Lehtinen, ICLR 2018): ProGAN's networks.
+
+Training starts with small images and adds a stage (twice the side) at a time, so the
+networks first learn the layout of a face from a few pixels, cheaply, and spend the
+expensive full-size steps only on detail. A new stage fades in: its output is blended
+with the upsampled output of the stage below, the weight ``alpha`` rising from 0 to 1
+over ``model.grow_kimg`` thousand images; then it trains alone (stable) for as many
+images before the next stage fades in. ``growth`` turns images seen into that level.
+
+Both networks hold every stage from the start, so a checkpoint's shapes never change;
+the trainer tells them how far training is (``grow_to``) before each step, and they
+record it in a buffer (``level``), so a checkpoint or generator file made mid-fade
+samples as it trained. The generator always returns full-size images (a smaller stage's
+output is enlarged, nearest neighbour) and the discriminator always takes them (it
+averages them down to its current stage): data, augmentation, sample grids and
+evaluation see one image size throughout.
+
+The paper's other three ideas, each against a way its GANs failed:
+
+- equalised learning rate: weights are drawn N(0, 1) and scaled by He's constant at
+  every pass, so Adam's step is the same relative size for every layer;
+- pixel norm in G: each pixel's feature vector is scaled to unit length after every
+  convolution, which keeps G's and D's magnitudes from escalating;
+- minibatch standard deviation in D: the spread of features across a group of images
+  is one more feature map, so a generator making one face over and over is seen.
+
+Sized for CPUs: ``width`` channels at the full size, doubling at each halving of the
+side, at most 8 x ``width`` (the paper: 512 at 4-32 px, halving above). The paper's
+WGAN-GP loss is replaced by the non-saturating loss with R1, as StyleGAN did.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegan.config import ModelConfig
+from facegan.models.family import Family
+
+
+def growth(images_seen: float, stages: int, grow_kimg: float) -> float:
+    """How far growing is after ``images_seen``: level 0 is the first stage; level s + a
+    (0 < a < 1) fades stage s + 1 in with weight a; ``stages`` is fully grown. Each new
+    stage fades in over ``grow_kimg`` thousand images, then trains alone for as many."""
+    phase = images_seen / (grow_kimg * 1000)
+    whole = math.floor(phase)
+    level = whole / 2 if whole % 2 == 0 else (whole - 1) / 2 + (phase - whole)
+    return min(float(stages), level)
+
+
+class EqualConv2d(nn.Module):
+    """A convolution whose weights are N(0, 1) and scaled by He's constant at run time."""
+
+    def __init__(self, channels_in: int, channels_out: int, kernel: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(channels_out))
+        self.scale = gain / math.sqrt(channels_in * kernel * kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
+
+
+class EqualLinear(nn.Module):
+    def __init__(self, features_in: int, features_out: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(features_out, features_in))
+        self.bias = nn.Parameter(torch.zeros(features_out))
+        self.scale = gain / math.sqrt(features_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+def pixel_norm(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+class Growing(nn.Module):
+    """The level shared by both networks: a buffer (saved with the weights) and the
+    Python values the forward pass branches on (so compiled graphs see constants)."""
+
+    def __init__(self, resolution: int, grow_from: int, grow_kimg: float):
+        super().__init__()
+        self.resolution, self.grow_from, self.grow_kimg = resolution, grow_from, grow_kimg
+        self.stages = int(math.log2(resolution // grow_from))
+        self.register_buffer("level", torch.zeros(()))
+        self.register_buffer("alpha", torch.ones(()), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, keys: module.set_level(float(module.level)))
+        self.set_level(0.0)
+
+    def set_level(self, level: float) -> None:
+        top = math.ceil(level)
+        self.top = self.grow_from * 2**top  # the side of the newest stage in use
+        self.fading = top != level  # its fade-in is not over
+        self.level.fill_(level)
+        self.alpha.fill_(level - math.floor(level) if self.fading else 1.0)
+
+    def grow_to(self, images_seen: int) -> None:
+        """Set the level the schedule gives after ``images_seen`` training images."""
+        self.set_level(growth(images_seen, self.stages, self.grow_kimg))
+
+    def growth_figures(self) -> dict[str, float]:
+        """For the training log: the level, and the side of the newest stage in use."""
+        return {"level": round(float(self.level), 4), "stage_px": self.top}
+
+
+def sides(resolution: int) -> list[int]:
+    """4, 8, ..., resolution."""
+    return [4 * 2**i for i in range(int(math.log2(resolution // 4)) + 1)]
+
+
+def widths(resolution: int, width: int) -> dict[int, int]:
+    return {side: width * min(8, resolution // side) for side in sides(resolution)}
+
+
+class ProGANGenerator(Growing):
+    output_range = (-1.0, 1.0)  # linear output: values outside are clipped when shown
+
+    def __init__(self, resolution: int = 128, z_dim: int = 128, width: int = 16, grow_from: int = 8,
+                 grow_kimg: float = 20.0):
+        super().__init__(resolution, grow_from, grow_kimg)
+        self.z_dim = z_dim
+        c = widths(resolution, width)
+        self.project = EqualLinear(z_dim, c[4] * 16, gain=math.sqrt(2) / 4)
+        self.start = EqualConv2d(c[4], c[4], 3)
+        self.blocks = nn.ModuleDict({str(s): nn.ModuleList([EqualConv2d(c[s // 2], c[s], 3), EqualConv2d(c[s], c[s], 3)])
+                                     for s in sides(resolution)[1:]})
+        self.to_rgb = nn.ModuleDict({str(s): EqualConv2d(c[s], 3, 1, gain=1.0)
+                                     for s in sides(resolution) if s >= grow_from})
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.project(pixel_norm(z.reshape(z.shape[0], -1))).view(z.shape[0], -1, 4, 4)
+        x = pixel_norm(lrelu(self.start(pixel_norm(lrelu(x)))))
+        below = None
+        for side in sides(self.top)[1:]:
+            if side == self.top:
+                below = x
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            for conv in self.blocks[str(side)]:
+                x = pixel_norm(lrelu(conv(x)))
+        image = self.to_rgb[str(self.top)](x)
+        if self.fading:
+            previous = F.interpolate(self.to_rgb[str(self.top // 2)](below), scale_factor=2, mode="nearest")
+            image = torch.lerp(previous, image, self.alpha.to(image.dtype))
+        if self.top < self.resolution:
+            image = F.interpolate(image, scale_factor=self.resolution // self.top, mode="nearest")
+        return image
+
+
+class MinibatchStd(nn.Module):
+    """One more feature map: the mean standard deviation of the features over groups of
+    up to 4 images, the same for every image of a group."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = next(g for g in (4, 2, 1) if n % g == 0)
+        spread = x.float().view(group, n // group, c, h, w).var(dim=0, unbiased=False).add(1e-8).sqrt()
+        spread = spread.mean(dim=(1, 2, 3)).to(x.dtype).view(1, n // group, 1, 1, 1).expand(group, -1, 1, h, w)
+        return torch.cat([x, spread.reshape(n, 1, h, w)], dim=1)
+
+
+class ProGANDiscriminator(Growing):
+    def __init__(self, resolution: int = 128, width: int = 16, grow_from: int = 8, grow_kimg: float = 20.0):
+        super().__init__(resolution, grow_from, grow_kimg)
+        c = widths(resolution, width)
+        self.from_rgb = nn.ModuleDict({str(s): EqualConv2d(3, c[s], 1)
+                                       for s in sides(resolution) if s >= grow_from})
+        self.blocks = nn.ModuleDict({str(s): nn.ModuleList([EqualConv2d(c[s], c[s], 3), EqualConv2d(c[s], c[s // 2], 3)])
+                                     for s in sides(resolution)[1:]})
+        self.spread = MinibatchStd()
+        self.last_conv = EqualConv2d(c[4] + 1, c[4], 3)
+        self.dense = EqualLinear(c[4] * 16, c[4])
+        self.logit = EqualLinear(c[4], 1, gain=1.0)
+
+    @property
+    def gradient_scale(self) -> float:
+        """R1 measures D's gradient at the full-size images it is given; at a stage of
+        side s it looks at them averaged down by k = resolution / s, which divides the
+        squared gradient norm by k^2. This factor undoes that (facegan.train.steps)."""
+        return float((self.resolution // self.top) ** 2)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = F.avg_pool2d(images, self.resolution // self.top) if self.top < self.resolution else images
+        h = lrelu(self.from_rgb[str(self.top)](x))
+        for side in reversed(sides(self.top)[1:]):
+            for conv in self.blocks[str(side)]:
+                h = lrelu(conv(h))
+            h = F.avg_pool2d(h, 2)
+            if side == self.top and self.fading:
+                skipped = lrelu(self.from_rgb[str(side // 2)](F.avg_pool2d(x, 2)))
+                h = torch.lerp(skipped, h, self.alpha.to(h.dtype))
+        h = lrelu(self.last_conv(self.spread(h)))
+        return self.logit(lrelu(self.dense(h.flatten(1)))).view(-1)
+
+
+def make_generator(m: ModelConfig) -> nn.Module:
+    return ProGANGenerator(m.resolution, m.z_dim, m.g_width, m.grow_from, m.grow_kimg)
+
+
+def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    return make_generator(m), ProGANDiscriminator(m.resolution, m.d_width, m.grow_from, m.grow_kimg)
+
+
+def problems(m: ModelConfig) -> list[str]:
+    found = []
+    if not (4 <= m.grow_from <= m.resolution and math.log2(m.grow_from).is_integer()):
+        found.append(f"model.grow_from must be a power of two from 4 to model.resolution ({m.resolution}), "
+                     f"not {m.grow_from}")
+    if m.grow_kimg <= 0:
+        found.append(f"model.grow_kimg must be above 0 for family progan, not {m.grow_kimg:g}")
+    return found
+
+
+FAMILY = Family("progan", "Karras et al.'s progressive growing (fade-in, equalised lr, pixel norm, minibatch std)",
+                build, make_generator, min_resolution=8, fields=("grow_from", "grow_kimg"), check=problems)
