@@ -110,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
                           help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
 
+    project = commands.add_parser(
+        "project", help="find the latent whose face looks most like a photo, and show the search",
+        description="Search a generator's latent space for the face most like PHOTO (centre-cropped and resized "
+                    "to the model's size): the best of --starts random latents, then --steps of gradient descent on "
+                    "a pixel plus perceptual distance (ImageNet features, offline). Writes photo.png, "
+                    "projection.png, steps.png (the photo, then the face at steps along the way), latent.npy and "
+                    "progress.jsonl into --out.")
+    project.add_argument("photo", help="an image file (JPEG, PNG, ...)")
+    add_generator_source(project, required=False)
+    project.add_argument("--out", help="folder to write into (default: projection-<photo name>)")
+    project.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    project.add_argument("--starts", type=int, default=64, help="random latents tried first (default 64)")
+    project.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    project.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_threads_flag(project)
+
     evaluate = commands.add_parser("evaluate", help="FID, KID, precision and recall of a generator against real images")
     add_generator_source(evaluate, required=True)
     evaluate.add_argument("--real", required=True, help="a prepared cache of real images at the model's size")
@@ -567,6 +583,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from facegan import files, sample
+    from facegan import images as imaging
+    from facegan.data.decode import Crop, Unusable, decode
+    from facegan.project import project
+    from facegan.train.trainer import resolve_device
+
+    _use_threads(args)
+    if not 0 <= args.steps <= 100_000:
+        raise FaceganError(f"--steps must be between 0 and 100,000, not {args.steps:,}")
+    if not 1 <= args.starts <= 10_000:
+        raise FaceganError(f"--starts must be between 1 and 10,000, not {args.starts:,}")
+    path = _generator_path(args)
+    generator, config, conditions = sample.load_generator(path, resolve_device(args.device))
+    if conditions is not None:
+        raise FaceganError(f"{_shown(path)} is a conditional model: project searches the latents of "
+                           "unconditional ones only")
+    size = config.model.resolution
+    try:
+        photo, _ = decode(args.photo, size, Crop("center"), allow_upscale=True)
+    except Unusable as e:
+        raise FaceganError(f"cannot use {args.photo}: {e}") from None
+    out = Path(args.out or f"projection-{Path(args.photo).stem}")
+    print(f"projecting {args.photo} ({size} px, centre crop) into {_shown(path)}: best of {args.starts} random "
+          f"latents, then {args.steps} steps", file=sys.stderr)
+    result = project(generator, photo, args.steps, args.starts, args.seed, progress=CountReport("projecting", unit="step")
+                     if args.steps else None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        imaging.save_png(photo, out / "photo.png")
+        imaging.save_png(result.image, out / "projection.png")
+        imaging.save_png(imaging.grid(np.stack([photo] + [image for _, image in result.snapshots]),
+                                      columns=1 + len(result.snapshots)), out / "steps.png")
+        files.atomic_write(out / "latent.npy", lambda f: np.save(f, result.latent.numpy()))
+        files.write_text(out / "progress.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
+    except OSError as e:
+        raise FaceganError(f"cannot write {out}: {files.describe(e, out.parent)}") from None
+    error = photo.astype(np.float64) - result.image.astype(np.float64)
+    rmse = float(np.sqrt(np.mean(error**2)))
+    psnr = 20 * np.log10(255 / max(rmse, 1e-9))
+    last = result.history[-1]
+    print(f"projection: pixel RMSE {rmse:.1f} levels of 255 (PSNR {psnr:.1f} dB), perceptual distance "
+          f"{last['perceptual']:.4f}, total {last['total']:.4f} (best random start {result.start['best_random_total']:.4f}, "
+          f"median random face {result.start['median_random_total']:.4f})")
+    print(f"wrote {out}/: photo.png, projection.png, steps.png (the photo, then steps "
+          f"{', '.join(str(s) for s, _ in result.snapshots)}), latent.npy, progress.jsonl")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -673,7 +742,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "prepare": cmd_prepare,
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
+            "prepare": cmd_prepare,
             "train-classifier": cmd_train_classifier, "models": cmd_models, "export": cmd_export, "serve": cmd_serve,
             "demo": cmd_demo}
 
