@@ -62,6 +62,7 @@ def test_half_precision_stores_rounded_weights_and_says_how_far_images_move(trai
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset, attributes", [("thesis128", ""), ("dcgan64", ""), ("fast64", ""), ("progan128", ""),
+                                                ("style64", ""),
                                                 ("cfast64", "Male,Smiling,Eyeglasses")])
 def test_onnx_export_matches_pytorch(preset, attributes, tmp_path, capsys):
     """Every family, conditional or not, through `facegan export --format onnx`: the file

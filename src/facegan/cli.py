@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--interpolate", action="store_true",
                           help="a walk of -n faces in one row, from face 0 of --seed to face 0 of the next seed "
                                "(along the great circle between their latents)")
+    generate.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                          help="models with a mapping network (stylegan2): pull each face's style towards the "
+                               "average by PSI (0.5-0.8: fewer odd faces, less variety; default 1: none)")
+    generate.add_argument("--mix", metavar="SEED_A,SEED_B",
+                          help="models with a mapping network: style mixing, three rows of -n faces: SEED_A's, "
+                               "SEED_B's, then SEED_A's coarse styles with SEED_B's from --mix-from on")
+    generate.add_argument("--mix-from", type=int, default=4, metavar="LAYER",
+                          help="with --mix: the first style input taken from SEED_B (default 4: after the 8x8 "
+                               "layers, so SEED_A keeps pose and face shape, SEED_B gives colours and detail)")
     generate.add_argument("--vary", metavar="ATTRIBUTE",
                           help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
@@ -413,17 +422,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     wanted = requests(args.attr) if args.attr is not None else {}
     generator, _, conditions = sample.load_generator(path, device)
     path = _shown(path)
+    if args.mix is not None:
+        if args.interpolate or args.vary or args.attr is not None:
+            raise FaceganError("--mix makes its own grid; it does not go with --interpolate, --vary or --attr")
+        seeds = _seed_pair(args.mix)
+        if sample.is_grid(args.out) and 3 * args.n > sample.MAX_GRID:
+            raise FaceganError(f"a grid holds at most {sample.MAX_GRID:,} faces; --mix makes 3 x -n")
+        sample.save(sample.mixing(generator, args.n, *seeds, args.mix_from, device, args.truncation), args.out,
+                    columns=args.n)
+        print(f"wrote style mixing from {path} to {args.out}: seed {seeds[0]}'s {args.n} faces, seed {seeds[1]}'s, "
+              f"then seed {seeds[0]}'s styles before input {args.mix_from} with seed {seeds[1]}'s from it on")
+        return 0
+    sample.check_truncation(generator, args.truncation)
     if conditions is None:
         if args.attr is not None or args.vary:
             raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
                                "(train a conditional one with --preset cfast64)")
         if args.interpolate:
-            sample.save(sample.walk(generator, args.n, args.seed, device), args.out, columns=args.n)
+            sample.save(sample.walk(generator, args.n, args.seed, device, truncation=args.truncation), args.out,
+                        columns=args.n)
             print(f"wrote a walk of {args.n} faces from seed {args.seed} to seed {args.seed + 1} from {path} "
                   f"to {args.out}")
             return 0
-        sample.save(sample.batches(generator, args.n, args.seed, device), args.out, progress=_written(args.n))
-        print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}")
+        sample.save(sample.batches(generator, args.n, args.seed, device, truncation=args.truncation), args.out,
+                    progress=_written(args.n))
+        truncated = f" (truncation {args.truncation:g})" if args.truncation != 1 else ""
+        print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}{truncated}")
         return 0
     conditions.check(wanted)
     if args.vary:
@@ -454,6 +478,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"wrote {what} from {path} to {args.out}: {given}"
           + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
     return 0
+
+
+def _seed_pair(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(part) for part in text.split(","))
+    except ValueError:
+        raise FaceganError(f"--mix takes two seeds, SEED_A,SEED_B (e.g. 3,8), not {text!r}") from None
+    return a, b
 
 
 def _written(total: int) -> Callable[[int], None]:

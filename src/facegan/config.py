@@ -35,7 +35,7 @@ def setting(default: Any, help: str, between: tuple[float, float] | None = None)
 class ModelConfig:
     """The networks. Changing any of these makes checkpoints incompatible."""
 
-    family: str = setting("dcgan", "network family: thesis, dcgan, projected or progan (see facegan.models)")
+    family: str = setting("dcgan", "network family: thesis, dcgan, projected, progan or stylegan2 (see facegan.models)")
     resolution: int = setting(64, "output images are resolution x resolution", (8, 1024))
     z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)", (1, 4096))
     g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double", (1, 4096))
@@ -48,6 +48,8 @@ class ModelConfig:
     grow_from: int = setting(8, "family progan: side of the first stage; each later stage doubles it", (4, 1024))
     grow_kimg: float = setting(20.0, "family progan: thousands of images over which each new stage fades in, "
                                      "and as many again before the next one", (0, 1e6))
+    style_mixing: float = setting(0.9, "family stylegan2: share of training batches whose later layers take the "
+                                       "styles of a second latent", (0, 1))
     d_feature_resolution: int = setting(0, "family projected: side of the images the frozen feature network "
                                            "sees (they are resized to it); 0 = the image size", (0, 256))
 
@@ -78,6 +80,8 @@ class TrainConfig:
     attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
                                          "also learns to read real images' attributes, G to make them readable; 0 = off",
                                     (0, 1000))
+    pl_weight: float = setting(0.0, "path-length regularisation weight (StyleGAN2: 2), every 4 steps, for "
+                                    "generators with a mapping network; 0 = off", (0, 1e6))
     ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none", (0, 1e6))
     g_lr: float = setting(1e-4, "generator learning rate (Adam)", (1e-12, 1))
     d_lr: float = setting(1e-4, "discriminator learning rate (Adam)", (1e-12, 1))
@@ -281,6 +285,8 @@ def validate(config: Config) -> Config:
     need(t.step in steps.STEPS, f"train.step must be one of {', '.join(steps.STEPS)}, not {t.step!r}")
     need(t.loss in steps.LOSSES, f"train.loss must be one of {', '.join(steps.LOSSES)}, not {t.loss!r}")
     augment.policies(t.augment)
+    need(t.pl_weight == 0 or models.family_of(m).mapping,
+         f"train.pl_weight needs a generator with a mapping network (family stylegan2), not family {m.family}")
     need(t.attribute_loss == 0 or attribute_names(m.attributes),
          "train.attribute_loss needs a conditional model: set model.attributes too")
     sp = config.speed

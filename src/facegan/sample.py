@@ -56,24 +56,62 @@ def between(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 MAX_GRID = 1024  # images in one grid picture; more go to a folder, written as they are made
 
 
+def has_mapping(generator: torch.nn.Module) -> bool:
+    """Whether ``generator`` has a mapping network (family stylegan2): truncation and style mixing apply."""
+    return callable(getattr(generator, "mapping", None))
+
+
+def check_truncation(generator: torch.nn.Module, truncation: float) -> None:
+    if truncation != 1 and not has_mapping(generator):
+        raise FaceganError("truncation needs a generator with a mapping network (family stylegan2)")
+    if not 0 <= truncation <= 1:
+        raise FaceganError(f"truncation must be between 0 (the average face) and 1 (none), not {truncation:g}")
+
+
 @torch.no_grad()
 def batches(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
-            labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+            labels: np.ndarray | None = None, z: torch.Tensor | None = None,
+            truncation: float = 1.0) -> Iterator[np.ndarray]:
     """``count`` images, ``batch_size`` at a time, as uint8 (n, H, W, 3), from the latents
     of ``seed`` (or the given ``z``), with one row of 0/1 ``labels`` each for a conditional
-    generator."""
+    generator; ``truncation`` psi < 1 for a generator with a mapping network."""
+    check_truncation(generator, truncation)
     z = latents(count, generator.z_dim, seed) if z is None else z
     y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
+    options = {"truncation": truncation} if truncation != 1 else {}
     for i in range(0, count, batch_size):
         yield imaging.to_uint8(generator(z[i : i + batch_size].to(device),
-                                         None if y is None else y[i : i + batch_size].to(device)),
+                                         None if y is None else y[i : i + batch_size].to(device), **options),
                                generator.output_range)
 
 
 def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.device, batch_size: int = 64,
-             labels: np.ndarray | None = None, z: torch.Tensor | None = None) -> np.ndarray:
+             labels: np.ndarray | None = None, z: torch.Tensor | None = None, truncation: float = 1.0) -> np.ndarray:
     """The images of ``batches`` as one uint8 (N, H, W, 3) array."""
-    return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z)))
+    return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z, truncation)))
+
+
+@torch.no_grad()
+def mixing(generator: torch.nn.Module, count: int, seed_a: int, seed_b: int, from_layer: int, device: torch.device,
+           truncation: float = 1.0) -> np.ndarray:
+    """Style mixing, 3 x ``count`` images: the faces of ``seed_a``, those of ``seed_b``,
+    then each pair mixed: ``seed_a``'s styles in the layers before ``from_layer`` (pose,
+    face shape: the coarse ones come first), ``seed_b``'s from it on (colours, detail)."""
+    if not has_mapping(generator):
+        raise FaceganError("style mixing needs a generator with a mapping network (family stylegan2)")
+    check_truncation(generator, truncation)
+    if not 1 <= from_layer < generator.ws:
+        raise FaceganError(f"the mixing layer must be between 1 and {generator.ws - 1} (this generator has "
+                           f"{generator.ws} style inputs), not {from_layer}")
+    a, b = latents(count, generator.z_dim, seed_a).to(device), latents(count, generator.z_dim, seed_b).to(device)
+    was_training = generator.training
+    generator.eval()
+    try:
+        rows = [generator(a, truncation=truncation), generator(b, truncation=truncation),
+                generator.mixed(a, b, from_layer, truncation)]
+    finally:
+        generator.train(was_training)
+    return np.concatenate([imaging.to_uint8(row, generator.output_range) for row in rows])
 
 
 def latents_between(z_dim: int, seed_a: int, seed_b: int, fractions: Iterable[float]) -> torch.Tensor:
@@ -84,12 +122,12 @@ def latents_between(z_dim: int, seed_a: int, seed_b: int, fractions: Iterable[fl
 
 
 def walk(generator: torch.nn.Module, count: int, seed: int, device: torch.device,
-         labels: np.ndarray | None = None) -> np.ndarray:
+         labels: np.ndarray | None = None, truncation: float = 1.0) -> np.ndarray:
     """``count`` faces evenly along the great circle from the latent of face 0 of ``seed``
     to that of ``seed`` + 1 (the ends included), with one row of ``labels`` each for a
     conditional generator."""
     z = latents_between(generator.z_dim, seed, seed + 1, np.linspace(0.0, 1.0, count))
-    return generate(generator, count, seed, device, labels=labels, z=z)
+    return generate(generator, count, seed, device, labels=labels, z=z, truncation=truncation)
 
 
 def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count: int, seed: int,

@@ -17,10 +17,11 @@ from torch import nn
 
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
-from facegan.models import dcgan, progan, projected, thesis
+from facegan.models import dcgan, progan, projected, stylegan2, thesis
 from facegan.models.family import Family
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY, progan.FAMILY)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY, progan.FAMILY,
+                                                        stylegan2.FAMILY)}
 
 
 def family_of(model: ModelConfig) -> Family:

@@ -3,7 +3,9 @@
 A family is one module in ``facegan.models`` that ends with ``FAMILY = Family(...)``:
 its builders (both networks for training, the generator alone for sampling), the
 resolutions it supports, whether it takes labels, the model settings it reads beyond
-the common ones, and any further checks of its settings. Config validation,
+the common ones, any further checks of its settings, and whether its generator has a
+mapping network (then it also has ``mapping(z, truncation)``, ``mixed(...)`` and
+``path_length_penalty(z)``, and its forward pass takes ``truncation``). Config validation,
 ``--dry-run``, the trainer, ``generate``, ``evaluate`` and the tests ask the registry
 in ``facegan.models`` (``FAMILIES``); no other file lists family names.
 
@@ -49,6 +51,7 @@ class Family:
     max_resolution: int = 1024
     fields: tuple[str, ...] = ()  # model settings it reads besides COMMON_FIELDS
     check: Callable[[ModelConfig], list[str]] = field(default=lambda m: [])  # further problems, as messages
+    mapping: bool = False  # G has a mapping network (z -> w): truncation, style mixing, path-length regularisation
 
     @property
     def conditional(self) -> bool:

@@ -39,6 +39,7 @@ from torch import nn
 
 from facegan.config import ModelConfig
 from facegan.models.family import Family
+from facegan.models.layers import EqualConv2d, EqualLinear, MinibatchStd, lrelu, pixel_norm, sides, widths
 
 
 def growth(images_seen: float, stages: int, grow_kimg: float) -> float:
@@ -49,38 +50,6 @@ def growth(images_seen: float, stages: int, grow_kimg: float) -> float:
     whole = math.floor(phase)
     level = whole / 2 if whole % 2 == 0 else (whole - 1) / 2 + (phase - whole)
     return min(float(stages), level)
-
-
-class EqualConv2d(nn.Module):
-    """A convolution whose weights are N(0, 1) and scaled by He's constant at run time."""
-
-    def __init__(self, channels_in: int, channels_out: int, kernel: int, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(channels_out, channels_in, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(channels_out))
-        self.scale = gain / math.sqrt(channels_in * kernel * kernel)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
-
-
-class EqualLinear(nn.Module):
-    def __init__(self, features_in: int, features_out: int, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(features_out, features_in))
-        self.bias = nn.Parameter(torch.zeros(features_out))
-        self.scale = gain / math.sqrt(features_in)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.scale, self.bias)
-
-
-def pixel_norm(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
-
-
-def lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2)
 
 
 class Growing(nn.Module):
@@ -110,15 +79,6 @@ class Growing(nn.Module):
     def growth_figures(self) -> dict[str, float]:
         """For the training log: the level, and the side of the newest stage in use."""
         return {"level": round(float(self.level), 4), "stage_px": self.top}
-
-
-def sides(resolution: int) -> list[int]:
-    """4, 8, ..., resolution."""
-    return [4 * 2**i for i in range(int(math.log2(resolution // 4)) + 1)]
-
-
-def widths(resolution: int, width: int) -> dict[int, int]:
-    return {side: width * min(8, resolution // side) for side in sides(resolution)}
 
 
 class ProGANGenerator(Growing):
@@ -153,18 +113,6 @@ class ProGANGenerator(Growing):
         if self.top < self.resolution:
             image = F.interpolate(image, scale_factor=self.resolution // self.top, mode="nearest")
         return image
-
-
-class MinibatchStd(nn.Module):
-    """One more feature map: the mean standard deviation of the features over groups of
-    up to 4 images, the same for every image of a group."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        group = next(g for g in (4, 2, 1) if n % g == 0)
-        spread = x.float().view(group, n // group, c, h, w).var(dim=0, unbiased=False).add(1e-8).sqrt()
-        spread = spread.mean(dim=(1, 2, 3)).to(x.dtype).view(1, n // group, 1, 1, 1).expand(group, -1, 1, h, w)
-        return torch.cat([x, spread.reshape(n, 1, h, w)], dim=1)
 
 
 class ProGANDiscriminator(Growing):

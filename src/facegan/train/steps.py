@@ -17,8 +17,10 @@ The discriminators return logits. The losses (``Objective.loss``):
 
 R1 (Mescheder et al. 2018): gamma/2 times the squared gradient norm of D's output
 with respect to real images, added to D's loss; lazily, every ``r1_every`` steps,
-scaled by ``r1_every`` (StyleGAN2). DiffAugment: D sees real and fake images only
-through ``facegan.train.augment``.
+scaled by ``r1_every`` (StyleGAN2). Path-length regularisation (StyleGAN2, generators
+with a mapping network): the generator's ``path_length_penalty`` on half the step's
+latents, times ``pl_weight``, every PL_EVERY steps, scaled by PL_EVERY. DiffAugment: D
+sees real and fake images only through ``facegan.train.augment``.
 
 Conditional networks (a CGAN) get the real batch's labels: D judges each real image
 with its own labels, G makes one fake for each of the same labels, and D judges each
@@ -48,6 +50,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegan.train import augment
+
+PL_EVERY = 4  # path-length regularisation every this many steps (lazy, as StyleGAN2)
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -81,6 +85,7 @@ class Objective:
     augment: tuple[str, ...] = ()
     output_range: tuple[float, float] = (-1.0, 1.0)
     attribute_loss: float = 0.0
+    pl_weight: float = 0.0
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return LOSSES[self.loss].d(real_logits, fake_logits)
@@ -123,30 +128,40 @@ class Objective:
         penalty = penalty * getattr(discriminator, "gradient_scale", 1.0)  # D at a smaller size (family progan)
         return logits, attributes, penalty
 
+    def path_length(self, generator: nn.Module, z: torch.Tensor, step: int) -> torch.Tensor | None:
+        """The lazy, scaled path-length penalty of a generator with a mapping network on
+        half of the step's latents, every PL_EVERY steps; else None. In fp32."""
+        if self.pl_weight == 0 or step % PL_EVERY:
+            return None
+        return generator.path_length_penalty(z[: max(1, len(z) // 2)]) * self.pl_weight * PL_EVERY
+
     def attribute_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
         """How badly D's attribute head reads ``labels`` (mean binary cross-entropy); None when off."""
         if attribute_logits is None:
             return None
         return F.binary_cross_entropy_with_logits(attribute_logits, labels.float())
 
-    def total(self, loss: torch.Tensor, r1: torch.Tensor | None = None,
+    def total(self, loss: torch.Tensor, penalty: torch.Tensor | None = None,
               attribute_error: torch.Tensor | None = None) -> torch.Tensor:
-        """An adversarial loss plus the terms that are on: R1, and the weighted attribute error."""
-        if r1 is not None:
-            loss = loss + r1
+        """An adversarial loss plus the terms that are on: a penalty (R1 for D, path length
+        for G), and the weighted attribute error."""
+        if penalty is not None:
+            loss = loss + penalty
         if attribute_error is not None:
             loss = loss + self.attribute_loss * attribute_error
         return loss
 
 
-def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake) -> dict[str, torch.Tensor]:
+def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake,
+             path_length=None) -> dict[str, torch.Tensor]:
     figures = {
         "loss_g": loss_g.detach(),
         "loss_d": loss_d.detach(),
         "d_real": torch.sigmoid(real_logits.detach()).mean(),
         "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
     }
-    for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake)):
+    for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake),
+                        ("pl", path_length)):
         if value is not None:
             figures[name] = value.detach()
     return figures
@@ -178,7 +193,8 @@ def thesis_step(
     attributes_fake = objective.attribute_error(fake_attributes, labels)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    g_grads = torch.autograd.grad(objective.total(loss_g, attribute_error=attributes_fake), g_params,
+    path_length = objective.path_length(generator, z, step)
+    g_grads = torch.autograd.grad(objective.total(loss_g, path_length, attributes_fake), g_params,
                                  retain_graph=True, allow_unused=True)  # a growing network's later stages wait
     d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params, allow_unused=True)
     for params, grads in ((g_params, g_grads), (d_params, d_grads)):
@@ -186,7 +202,7 @@ def thesis_step(
             p.grad = g
     g_optimizer.step()
     d_optimizer.step()
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length)
 
 
 def alternating_step(
@@ -218,11 +234,12 @@ def alternating_step(
         g_logits, fake_attributes = objective.judge(discriminator, fake, labels)
     loss_g = objective.g_loss(g_logits)
     attributes_fake = objective.attribute_error(fake_attributes, labels)
+    path_length = objective.path_length(generator, z, step)
     g_optimizer.zero_grad(set_to_none=True)
-    objective.total(loss_g, attribute_error=attributes_fake).backward()
+    objective.total(loss_g, path_length, attributes_fake).backward()
     g_optimizer.step()
     discriminator.requires_grad_(True)
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length)
 
 
 STEPS = {"thesis": thesis_step, "alternating": alternating_step}

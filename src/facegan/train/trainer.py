@@ -178,7 +178,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
                     channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels,
                     shard=(world.rank, world.size)),
         Objective(t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range,
-                  t.attribute_loss),
+                  t.attribute_loss, t.pl_weight),
         MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
         world,
     )
