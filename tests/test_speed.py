@@ -136,3 +136,15 @@ def test_a_failed_compile_warns_once_and_trains_on_without_it():
     assert torch.equal(first, generator(z)) and torch.equal(second, first)
     first.mean().backward()  # gradients reach the network's own parameters
     assert all(p.grad is not None for p in generator.parameters())
+
+
+@pytest.mark.parametrize("preset, attribute", [("progan128", "gradient_scale"), ("style64", "path_length_penalty")])
+def test_a_compiled_network_still_answers_for_its_family(preset, attribute):
+    """The steps ask the network they train for family-specific parts (R1's scale at a
+    growing D's stage, the path-length penalty): the compile wrapper passes them through."""
+    config = tiny_config(preset, resolution=32)
+    generator, discriminator = models.build(config.model)
+    network = discriminator if attribute == "gradient_scale" else generator
+    plan = speed.resolve(replace(cfg.SpeedConfig(), compile="on", channels_last="off"), CPU, hardware=AVX2)
+    wrapped = speed.prepare_network(network, plan, backend="eager")
+    assert getattr(wrapped, attribute) == getattr(network, attribute)
