@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a walk of -n faces in one row, from face 0 of --seed to face 0 of the next seed "
                                "(along the great circle between their latents)")
     generate.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
-                          help="models with a mapping network (stylegan2): pull each face's style towards the "
-                               "average by PSI (0.5-0.8: fewer odd faces, less variety; default 1: none)")
+                          help="models with a mapping network (stylegan2): keep PSI of each face's distance from the "
+                               "average style (0.5-0.8: fewer odd faces, less variety; default 1: all of it)")
     generate.add_argument("--mix", metavar="SEED_A,SEED_B",
                           help="models with a mapping network: style mixing, three rows of -n faces: SEED_A's, "
                                "SEED_B's, then SEED_A's coarse styles with SEED_B's from --mix-from on")
