@@ -775,9 +775,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
-            "prepare": cmd_prepare,
-            "train-classifier": cmd_train_classifier, "models": cmd_models, "export": cmd_export, "serve": cmd_serve,
-            "demo": cmd_demo}
+            "prepare": cmd_prepare, "train-classifier": cmd_train_classifier, "models": cmd_models,
+            "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):

@@ -63,28 +63,29 @@ def project(generator: torch.nn.Module, photo: np.ndarray, steps: int = 300, sta
     target = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float().to(device) / 255 * (hi - lo) + lo
     target_features = distance.features(target)
 
-    def measure(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def measure(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G's images of ``z`` and their pixel, perceptual and total distances to the photo."""
         image = generator(z)
         pixel = (image - target).square().mean(dim=(1, 2, 3)) / (hi - lo) ** 2 * 4  # as for images in [-1, 1]
         perceptual = PerceptualDistance.between(distance.features(image), target_features)
-        return pixel, perceptual, pixel_weight * pixel + perceptual
+        return image, pixel, perceptual, pixel_weight * pixel + perceptual
 
     try:
         with torch.no_grad():
             candidates = on_sphere(torch.randn(starts, generator.z_dim, generator=torch.Generator().manual_seed(seed)))
-            totals = torch.cat([measure(chunk.to(device))[2] for chunk in candidates.split(16)])
+            totals = torch.cat([measure(chunk.to(device))[3] for chunk in candidates.split(16)])
         best = int(totals.argmin())
         z = candidates[best : best + 1].clone().to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=learning_rate_peak, betas=(0.9, 0.999))
         keep = {round(i * steps / max(snapshots - 1, 1)) for i in range(snapshots)} if snapshots else set()
         history, pictures = [], []
         for step in range(steps + 1):
-            pixel, perceptual, total = measure(z)
+            image, pixel, perceptual, total = measure(z)
             history.append({"step": step, **{name: round(float(value.detach()), 6) for name, value in
                                              (("pixel", pixel), ("perceptual", perceptual), ("total", total))}})
             if step in keep:
-                pictures.append((step, imaging.to_uint8(generator(z.detach()), generator.output_range)[0]))
-            if step == steps:
+                pictures.append((step, imaging.to_uint8(image, generator.output_range)[0]))
+            if step == steps:  # z as measured last is the result
                 break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, steps, learning_rate_peak)
@@ -94,10 +95,9 @@ def project(generator: torch.nn.Module, photo: np.ndarray, steps: int = 300, sta
                 z.copy_(on_sphere(z))
             if progress is not None:
                 progress(step + 1, steps)
-        with torch.no_grad():
-            image = imaging.to_uint8(generator(z), generator.output_range)[0]
         start = {"best_random_total": round(float(totals[best]), 6),
                  "median_random_total": round(float(totals.median()), 6), "starts": starts}
-        return Projection(z.detach().cpu(), image, history, pictures, start)
+        return Projection(z.detach().cpu(), imaging.to_uint8(image, generator.output_range)[0], history, pictures,
+                          start)
     finally:
         generator.train(was_training)

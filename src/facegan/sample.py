@@ -91,7 +91,6 @@ def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.de
     return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z, truncation)))
 
 
-@torch.no_grad()
 def mixing(generator: torch.nn.Module, count: int, seed_a: int, seed_b: int, from_layer: int, device: torch.device,
            truncation: float = 1.0) -> np.ndarray:
     """Style mixing, 3 x ``count`` images: the faces of ``seed_a``, those of ``seed_b``,
@@ -104,13 +103,9 @@ def mixing(generator: torch.nn.Module, count: int, seed_a: int, seed_b: int, fro
         raise FaceganError(f"the mixing layer must be between 1 and {generator.ws - 1} (this generator has "
                            f"{generator.ws} style inputs), not {from_layer}")
     a, b = latents(count, generator.z_dim, seed_a).to(device), latents(count, generator.z_dim, seed_b).to(device)
-    was_training = generator.training
-    generator.eval()
-    try:
+    with models.evaluating(generator):
         rows = [generator(a, truncation=truncation), generator(b, truncation=truncation),
                 generator.mixed(a, b, from_layer, truncation)]
-    finally:
-        generator.train(was_training)
     return np.concatenate([imaging.to_uint8(row, generator.output_range) for row in rows])
 
 
