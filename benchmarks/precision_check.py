@@ -1,11 +1,12 @@
 """Does bf16 training behave like fp32? Train the same preset, seed and steps both ways.
 
-    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N] [--fid-n 256] [--seeds K]
+    python benchmarks/precision_check.py [--preset thesis128] [--minutes 1] [--steps N] [--fid-n 256] [--seeds K] [--seed S]
 
 The bf16 run trains for --minutes (or --steps), the fp32 run for the same number of
 steps; everything else (seed, data: the built-in faces, other [speed] settings) is the
 same. A third run, fp32 with the next seed, measures how far two equally good runs
-differ; --seeds K trains both precisions at K seeds. Prints each run's FID as it is
+differ; --seeds K trains both precisions at K seeds, from --seed S on (the preset's
+seed if not given: a later check can add seeds to an earlier one). Prints each run's FID as it is
 measured, the seed-0 loss curves as JSON lines, then a summary line: the mean losses
 over the second half of training, and the FID of each run's final generator (--fid-n
 samples against as many training images), per precision its mean and range: bf16
@@ -56,11 +57,12 @@ def main() -> None:
     parser.add_argument("--fid-n", type=int, default=256, help="samples for each final FID (0: none)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="train bf16 and fp32 at this many seeds (1: bf16 at one seed, fp32 at two)")
+    parser.add_argument("--seed", type=int, default=None, help="the first seed (default: the preset's)")
     args = parser.parse_args()
     base = cfg.override(cfg.load_preset(args.preset), {
         "device": args.device, "epochs": 100_000, "log_every": args.log_every, "synthetic_count": args.images,
         "data": "", "max_steps": args.steps, "time_limit": 0.0 if args.steps else args.minutes,
-        "keep_checkpoints": 1})
+        "keep_checkpoints": 1, **({} if args.seed is None else {"seed": args.seed})})
     seed = base.train.seed
     with tempfile.TemporaryDirectory() as scratch:
         configs = {"bf16": cfg.override(base, {"precision": "bf16"})}

@@ -8,6 +8,7 @@ import torch
 
 from facegan import config as cfg
 from facegan import models
+from facegan.conditions import attribute_names
 from facegan.errors import FaceganError, FaceganWarning
 from facegan.train import speed
 from facegan.train.run import RunDir, plan
@@ -40,7 +41,7 @@ def test_channels_last_matches_eager(preset):
     np.testing.assert_allclose(losses(preset, CPU, channels_last="on"), losses(preset, CPU), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["thesis128", "dcgan64"])
+@pytest.mark.parametrize("preset", ["thesis128", "dcgan64", "progan128", "style64"])
 def test_bf16_autocast_matches_eager_within_bf16_precision(preset):
     eager, bf16 = losses(preset, CPU), losses(preset, CPU, precision="bf16")
     np.testing.assert_allclose(bf16, eager, rtol=0.03, atol=0.02)
@@ -77,8 +78,7 @@ def test_auto_turns_everything_on_for_cuda_and_off_switches_win():
 
 
 @pytest.mark.parametrize("hardware, bf16", [
-    (AMX, speed.CPU_BF16_CHECKED), (AVX2, False),
-    (speed.Hardware("cpu", "AMD EPYC", "AVX512", "avx512_bf16"), speed.CPU_BF16_CHECKED),
+    (AMX, True), (AVX2, False), (speed.Hardware("cpu", "AMD EPYC", "AVX512", "avx512_bf16"), True),
     (H100, True), (speed.Hardware("cuda", "Tesla T4", "sm_75", ""), False)])
 def test_auto_precision_follows_what_the_device_offers_and_says_why(hardware, bf16):
     plan = speed.resolve(cfg.SpeedConfig(), torch.device(hardware.kind), hardware=hardware)
@@ -148,3 +148,30 @@ def test_a_compiled_network_still_answers_for_its_family(preset, attribute):
     plan = speed.resolve(replace(cfg.SpeedConfig(), compile="on", channels_last="off"), CPU, hardware=AVX2)
     wrapped = speed.prepare_network(network, plan, backend="eager")
     assert getattr(wrapped, attribute) == getattr(network, attribute)
+
+
+@pytest.mark.parametrize("preset", ["dcgan64", "progan128", "style64", "cfaces64"])
+def test_the_model_size_is_counted_without_computing_or_drawing_anything(preset):
+    model = tiny_config(preset).model
+    state = torch.get_rng_state()
+    counted = models.gflop_per_image(model)
+    assert torch.equal(state, torch.get_rng_state())
+    from torch.utils.flop_counter import FlopCounterMode
+
+    generator, discriminator = (network.eval() for network in models.build(model))
+    models.grow((generator, discriminator), 2**62)
+    attributes = len(attribute_names(model.attributes))
+    labels = torch.ones(1, attributes) if attributes else None
+    with FlopCounterMode(display=False) as counter:
+        discriminator(generator(torch.randn(1, model.z_dim), labels), labels)
+    assert counted == pytest.approx(counter.get_total_flops() / 1e9) and counted > 0
+
+
+def test_auto_bf16_on_a_cpu_that_has_it_is_for_models_large_enough_to_gain():
+    small, large = cfg.load_preset("demo").model, cfg.load_preset("faces64").model
+    for hardware in (AMX, speed.Hardware("cpu", "AMD EPYC", "AVX512", "avx512_bf16")):
+        plan = speed.resolve(cfg.SpeedConfig(), CPU, hardware=hardware, model=large)
+        assert plan.bf16 and "0.11 GFLOP per image" in plan.describe()
+        plan = speed.resolve(cfg.SpeedConfig(), CPU, hardware=hardware, model=small)
+        assert not plan.bf16 and "0.012 GFLOP per image" in plan.describe()
+    assert not speed.resolve(cfg.SpeedConfig(), CPU, hardware=AVX2, model=large).bf16

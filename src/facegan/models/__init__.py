@@ -94,6 +94,24 @@ def check_fits(model: ModelConfig, attribute_head: bool, average: bool, device: 
             "lower model.resolution, g_width or d_width")
 
 
+def gflop_per_image(model: ModelConfig) -> float:
+    """Billions of floating-point operations of one image through G and then D at full
+    size (a growing model fully grown), forward only: what sets whether bf16 pays on a
+    CPU. Counted on the meta device, so nothing is computed, allocated or drawn."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facegan.conditions import attribute_names
+
+    with torch.device("meta"):
+        generator, discriminator = (network.eval() for network in build(model))  # eval: no random draws
+        grow((generator, discriminator), 2**62)
+        attributes = len(attribute_names(model.attributes))
+        labels = torch.zeros(1, attributes) if attributes else None
+        with FlopCounterMode(display=False) as counter:
+            discriminator(generator(torch.zeros(1, model.z_dim), labels), labels)
+    return counter.get_total_flops() / 1e9
+
+
 def parameter_count(module: nn.Module) -> int:
     """The parameters training changes."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

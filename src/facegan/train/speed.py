@@ -6,15 +6,15 @@ docs/benchmarks.md), read off the device at start (``detect``) and said in the f
 log line:
 
 - CUDA: everything on (bf16 where the GPU has it, compute capability 8.0 and up).
-- A CPU: fp32 with channels_last (1.22x on the demo model, 1.24x on dcgan64 on an AVX2
-  CPU). bf16 autocast runs 1.1-2.0x faster where the CPU has native bf16 (AVX512-BF16:
-  fast64 1.12x, faces64 1.33x, thesis128 2.0x; AMX: thesis128 1.7-1.8x) and 15x slower
-  where it has not, but ``auto`` turns it on only once benchmarks/precision_check.py
-  shows that bf16 training reaches fp32's quality (CPU_BF16_CHECKED): of its first two
-  checks one landed within the seed-to-seed spread and one did not, and the smallest
-  model (demo) runs 0.87x in bf16. torch.compile gained 2-19% after 25-40 s of
-  compiling (and lost 9% on thesis128), fused Adam ranged from -8% to +7%: both stay
-  off on a CPU.
+- A CPU: channels_last (1.22x on the demo model, 1.24x on dcgan64 on an AVX2 CPU), and
+  bf16 autocast where the CPU runs bf16 natively (AMX or AVX512-BF16) and the model is
+  large enough to gain (``CPU_BF16_MIN_GFLOP``, counted by ``models.gflop_per_image``):
+  on an AVX512-BF16 CPU bf16 trained fast64 1.12x, faces64 1.33-1.57x, faces128 1.73x and
+  thesis128 2.0x as fast (AMX: thesis128 1.7-1.8x), the demo model (0.012 GFLOP per
+  image) 0.87x on two threads; without native bf16 it runs 15x slower. bf16 training
+  ends as good as fp32 (benchmarks/precision_check.py, faces64, three seeds each,
+  docs/benchmarks.md). torch.compile gained 2-19% after 25-40 s of compiling (and lost
+  9% on thesis128), fused Adam ranged from -8% to +7%: both stay off on a CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facegan.config import SpeedConfig
+from facegan import models
+from facegan.config import ModelConfig, SpeedConfig
 from facegan.errors import FaceganError, FaceganWarning
 
 
@@ -71,21 +72,23 @@ def detect(device: torch.device) -> Hardware:
     return Hardware("cpu", name, torch.backends.cpu.get_cpu_capability(), bf16)
 
 
-CPU_BF16_CHECKED = False  # bf16 training shown to match fp32's quality (benchmarks/precision_check.py)
+CPU_BF16_MIN_GFLOP = 0.05  # smaller models (demo: 0.012 GFLOP per image) ran 0.87x in bf16 on two threads
 
 
-def auto_bf16(hardware: Hardware) -> tuple[bool, str]:
-    """Whether "auto" trains in bf16 on ``hardware``, and why."""
-    if hardware.bf16 == "cuda":
-        return True, "bf16 autocast: native on this GPU"
+def auto_bf16(hardware: Hardware, model: ModelConfig | None = None) -> tuple[bool, str]:
+    """Whether "auto" trains in bf16 on ``hardware``, and why. On a CPU the ``model``'s
+    size counts too: with too little arithmetic per image, bf16's conversions cost more
+    than its faster multiplications save."""
     if hardware.kind == "cuda":
-        return False, "fp32: this GPU has no native bf16"
-    if hardware.bf16 and CPU_BF16_CHECKED:
-        return True, "bf16 autocast: native on this CPU, 1.1-2.0x fp32's speed"
-    if hardware.bf16:
-        return False, ("fp32: bf16 is native here (up to 2x faster for larger models), but not yet shown to train "
-                       "as well as fp32; --precision bf16 uses it")
-    return False, "fp32: bf16 without native support measured 15x slower"
+        return (True, "bf16 autocast: native on this GPU") if hardware.bf16 else (False, "fp32: this GPU has no native bf16")
+    if not hardware.bf16:
+        return False, "fp32: bf16 without native support measured 15x slower"
+    gflop = models.gflop_per_image(model) if model is not None else None
+    if gflop is not None and gflop < CPU_BF16_MIN_GFLOP:
+        return False, (f"fp32: bf16 is native here, but a model this small ({gflop:.3f} GFLOP per image, under "
+                       f"{CPU_BF16_MIN_GFLOP}) gains nothing from it")
+    size = f" for a model of {gflop:.2f} GFLOP per image" if gflop is not None else ""
+    return True, f"bf16 autocast: native on this CPU, 1.1-2.0x fp32's speed{size}"
 
 
 @dataclass(frozen=True)
@@ -121,11 +124,12 @@ def _switch(value: str, auto: bool) -> bool:
 
 
 def resolve(speed: SpeedConfig, device: torch.device, data_bytes: int = 0,
-            hardware: Hardware | None = None) -> SpeedPlan:
-    """The concrete choices for ``device`` (described by ``hardware``, else detected)."""
+            hardware: Hardware | None = None, model: ModelConfig | None = None) -> SpeedPlan:
+    """The concrete choices for ``device`` (described by ``hardware``, else detected) and
+    the ``model`` to train there (its size decides bf16 on a CPU; None: not asked)."""
     cuda = device.type == "cuda"
     hardware = hardware or detect(device)
-    bf16, reason = auto_bf16(hardware) if speed.precision == "auto" else (speed.precision == "bf16", "")
+    bf16, reason = auto_bf16(hardware, model) if speed.precision == "auto" else (speed.precision == "bf16", "")
     compiled = _switch(speed.compile, cuda)
     graphs = _switch(speed.cuda_graphs, cuda and compiled)
     if graphs and not cuda:

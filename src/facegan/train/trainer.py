@@ -160,7 +160,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     processes, this one's share of each batch and optimisers that average gradients."""
     m, t = config.model, config.train
     distributed.check_batch(world, t.batch_size)
-    fast = speed.resolve(config.speed, device, images.nbytes)
+    fast = speed.resolve(config.speed, device, images.nbytes, model=m)
     speed.apply_globals(fast)
     torch.manual_seed(t.seed)
     generator, discriminator = (distributed.share_batch_norm(network, world, device).to(device)
