@@ -6,11 +6,11 @@ The bf16 run trains for --minutes (or --steps), the fp32 run for the same number
 steps; everything else (seed, data: the built-in faces, other [speed] settings) is the
 same. A third run, fp32 with the next seed, measures how far two equally good runs
 differ; --seeds K trains both precisions at K seeds, from --seed S on (the preset's
-seed if not given: a later check can add seeds to an earlier one). Prints each run's FID as it is
-measured, the seed-0 loss curves as JSON lines, then a summary line: the mean losses
-over the second half of training, and the FID of each run's final generator (--fid-n
-samples against as many training images), per precision its mean and range: bf16
-tracks fp32 when its runs fall inside the spread of fp32's seeds.
+seed if not given: a later check can add seeds to an earlier one). Prints each run's
+FID as it is measured, the first seed's loss curves as JSON lines, then a summary
+line: the mean losses over the second half of training, and the FID of each run's
+final generator (--fid-n samples against as many training images), per precision its
+mean and range: bf16 tracks fp32 when its runs fall inside the spread of fp32's seeds.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from facegan import config as cfg
 from facegan import models
@@ -156,8 +157,6 @@ def test_the_model_size_is_counted_without_computing_or_drawing_anything(preset)
     state = torch.get_rng_state()
     counted = models.gflop_per_image(model)
     assert torch.equal(state, torch.get_rng_state())
-    from torch.utils.flop_counter import FlopCounterMode
-
     generator, discriminator = (network.eval() for network in models.build(model))
     models.grow((generator, discriminator), 2**62)
     attributes = len(attribute_names(model.attributes))
