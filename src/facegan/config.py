@@ -109,7 +109,8 @@ class SpeedConfig:
     """How fast the same training runs. None of these change what is learned beyond
     rounding; "auto" picks what measured fastest for the device (see docs/benchmarks.md)."""
 
-    precision: str = setting("auto", "auto (bf16 where the device runs it natively and it pays), fp32 or bf16 (autocast)")
+    precision: str = setting("auto", "auto (bf16 where the device runs it natively and the model gains from it), "
+                                     "fp32 or bf16 (autocast)")
     channels_last: str = setting("auto", "auto (on), on or off: NHWC memory layout")
     compile: str = setting("auto", "auto (on for CUDA), on or off: torch.compile the networks")
     cuda_graphs: str = setting("auto", "auto (on for CUDA when compiled), on or off: replay steps as CUDA graphs")

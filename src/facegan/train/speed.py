@@ -79,8 +79,10 @@ def auto_bf16(hardware: Hardware, model: ModelConfig | None = None) -> tuple[boo
     """Whether "auto" trains in bf16 on ``hardware``, and why. On a CPU the ``model``'s
     size counts too: with too little arithmetic per image, bf16's conversions cost more
     than its faster multiplications save."""
+    if hardware.kind == "cuda" and hardware.bf16:
+        return True, "bf16 autocast: native on this GPU"
     if hardware.kind == "cuda":
-        return (True, "bf16 autocast: native on this GPU") if hardware.bf16 else (False, "fp32: this GPU has no native bf16")
+        return False, "fp32: this GPU has no native bf16"
     if not hardware.bf16:
         return False, "fp32: bf16 without native support measured 15x slower"
     gflop = models.gflop_per_image(model) if model is not None else None
