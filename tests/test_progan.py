@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from facegan import checkpoint, models, sample
 from facegan.cli import main
-from facegan.models.progan import ProGANDiscriminator, ProGANGenerator, growth
+from facegan.models.progan import UPSAMPLING, ProGANDiscriminator, ProGANGenerator, growth
 from facegan.train.run import RunDir, plan
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
@@ -24,33 +24,47 @@ def test_the_schedule_fades_each_stage_in_then_holds_it():
     assert growth(2500, 2, kimg) == 0.25  # a quarter into stage 1's fade-in
 
 
-def networks(level: float) -> tuple[ProGANGenerator, ProGANDiscriminator]:
+def networks(level: float, upsample: str = "nearest") -> tuple[ProGANGenerator, ProGANDiscriminator]:
     torch.manual_seed(0)
-    generator, discriminator = ProGANGenerator(32, 16, 4, 8, 1.0), ProGANDiscriminator(32, 4, 8, 1.0)
+    generator, discriminator = ProGANGenerator(32, 16, 4, 8, 1.0, upsample), ProGANDiscriminator(32, 4, 8, 1.0)
     for network in (generator, discriminator):
         network.set_level(level)
     return generator, discriminator
 
 
+@pytest.mark.parametrize("upsample", UPSAMPLING)
 @pytest.mark.parametrize("stage", [1, 2])
-def test_a_fade_in_starts_exactly_where_the_stage_below_left_off(stage):
+def test_a_fade_in_starts_exactly_where_the_stage_below_left_off(stage, upsample):
     """At the start of a fade-in (weight 1e-6 on the new stage) both networks compute what
     they computed with the stage below alone: growing never jolts training."""
     z, images = torch.randn(6, 16), torch.randn(6, 3, 32, 32)
-    before_g, before_d = networks(stage - 1)
-    after_g, after_d = networks(stage - 1 + 1e-6)
+    before_g, before_d = networks(stage - 1, upsample)
+    after_g, after_d = networks(stage - 1 + 1e-6, upsample)
     assert after_g.fading and not before_g.fading and after_g.top == 2 * before_g.top
     assert torch.allclose(before_g(z), after_g(z), atol=1e-4)
     assert torch.allclose(before_d(images), after_d(images), atol=1e-4)
 
 
-def test_images_are_full_size_at_every_stage_and_blocky_below_it():
+@pytest.mark.parametrize("upsample", UPSAMPLING)
+def test_images_are_full_size_at_every_stage_and_blocky_below_it(upsample):
     for level, block in ((0, 4), (0.5, 2), (1, 2), (2, 1)):
-        generator, _ = networks(level)
+        generator, _ = networks(level, upsample)
         image = generator(torch.randn(2, 16))
         assert image.shape == (2, 3, 32, 32)
         corner = image[:, :, :block, :block]
         assert torch.equal(corner, corner[:, :, :1, :1].expand_as(corner))  # nearest-neighbour enlargement
+
+
+def test_bilinear_upsampling_changes_what_a_grown_generator_draws():
+    """Same weights, fully grown: the two ways of doubling draw different images, so the
+    setting is part of the model, and the generator built to load a checkpoint keeps it."""
+    z = torch.randn(2, 16)
+    nearest, _ = networks(2, "nearest")
+    bilinear, _ = networks(2, "bilinear")
+    assert not torch.allclose(nearest(z), bilinear(z))
+    from facegan import config as cfg
+    m = cfg.override(cfg.load_preset("progan128"), {"upsample": "bilinear"}).model
+    assert models.build_generator(m).upsample == "bilinear"
 
 
 def test_r1_is_measured_at_the_size_the_discriminator_works_at():
@@ -105,6 +119,10 @@ def test_growing_settings_are_checked():
         cfg.validate(cfg.override(base, {"grow_from": 256}))
     with pytest.raises(FaceganError, match="grow_kimg must be above 0"):
         cfg.validate(cfg.override(base, {"grow_kimg": 0}))
+    with pytest.raises(FaceganError, match="model.upsample must be one of nearest, bilinear, not 'bicubic'"):
+        cfg.validate(cfg.override(base, {"upsample": "bicubic"}))
     with pytest.raises(FaceganError, match="model.grow_kimg is not a setting of family dcgan"):
         cfg.validate(cfg.override(cfg.load_preset("faces64"), {"grow_kimg": 3}))
+    with pytest.raises(FaceganError, match="model.upsample is not a setting of family dcgan"):
+        cfg.validate(cfg.override(cfg.load_preset("faces64"), {"upsample": "bilinear"}))
     assert models.family_of(base.model).name == "progan"

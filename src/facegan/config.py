@@ -48,6 +48,8 @@ class ModelConfig:
     grow_from: int = setting(8, "family progan: side of the first stage; each later stage doubles it", (4, 1024))
     grow_kimg: float = setting(20.0, "family progan: thousands of images over which each new stage fades in, "
                                      "and as many again before the next one", (0, 1e6))
+    upsample: str = setting("nearest", "family progan: how G doubles its feature maps from stage to stage: "
+                                       "nearest (the paper) or bilinear (StyleGAN's choice)")
     style_mixing: float = setting(0.9, "family stylegan2: share of training batches whose later layers take the "
                                        "styles of a second latent", (0, 1))
     d_feature_resolution: int = setting(0, "family projected: side of the images the frozen feature network "

@@ -24,6 +24,13 @@ The paper's other three ideas, each against a way its GANs failed:
 - minibatch standard deviation in D: the spread of features across a group of images
   is one more feature map, so a generator making one face over and over is seen.
 
+Between stages G doubles its feature maps by copying each pixel (``model.upsample =
+"nearest"``, the paper's choice and the presets') or by interpolating (``"bilinear"``,
+StyleGAN's). At the narrow widths these machines afford, copying leaves faces crossed by
+blocky stripes; interpolating removes them but, at 128 px, ended in smeared, alike heads
+(docs/experiments.md, round 14). Images smaller than the full size are always enlarged
+by copying, which the discriminator's averaging undoes exactly.
+
 Sized for CPUs: ``width`` channels at the full size, doubling at each halving of the
 side, at most 8 x ``width`` (the paper: 512 at 4-32 px, halving above). The paper's
 WGAN-GP loss is replaced by the non-saturating loss with R1, as StyleGAN did.
@@ -40,6 +47,8 @@ from torch import nn
 from facegan.config import ModelConfig
 from facegan.models.family import Family
 from facegan.models.layers import EqualConv2d, EqualLinear, MinibatchStd, lrelu, pixel_norm, sides, widths
+
+UPSAMPLING = ("nearest", "bilinear")  # model.upsample: how G doubles its feature maps between stages
 
 
 def growth(images_seen: float, stages: int, grow_kimg: float) -> float:
@@ -85,9 +94,9 @@ class ProGANGenerator(Growing):
     output_range = (-1.0, 1.0)  # linear output: values outside are clipped when shown
 
     def __init__(self, resolution: int = 128, z_dim: int = 128, width: int = 16, grow_from: int = 8,
-                 grow_kimg: float = 20.0):
+                 grow_kimg: float = 20.0, upsample: str = "nearest"):
         super().__init__(resolution, grow_from, grow_kimg)
-        self.z_dim = z_dim
+        self.z_dim, self.upsample = z_dim, upsample
         c = widths(resolution, width)
         self.project = EqualLinear(z_dim, c[4] * 16, gain=math.sqrt(2) / 4)
         self.start = EqualConv2d(c[4], c[4], 3)
@@ -103,7 +112,7 @@ class ProGANGenerator(Growing):
         for side in sides(self.top)[1:]:
             if side == self.top:
                 below = x
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = F.interpolate(x, scale_factor=2, mode=self.upsample)
             for conv in self.blocks[str(side)]:
                 x = pixel_norm(lrelu(conv(x)))
         image = self.to_rgb[str(self.top)](x)
@@ -150,7 +159,7 @@ class ProGANDiscriminator(Growing):
 
 
 def make_generator(m: ModelConfig) -> nn.Module:
-    return ProGANGenerator(m.resolution, m.z_dim, m.g_width, m.grow_from, m.grow_kimg)
+    return ProGANGenerator(m.resolution, m.z_dim, m.g_width, m.grow_from, m.grow_kimg, m.upsample)
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
@@ -164,8 +173,10 @@ def problems(m: ModelConfig) -> list[str]:
                      f"not {m.grow_from}")
     if m.grow_kimg <= 0:
         found.append(f"model.grow_kimg must be above 0 for family progan, not {m.grow_kimg:g}")
+    if m.upsample not in UPSAMPLING:
+        found.append(f"model.upsample must be one of {', '.join(UPSAMPLING)}, not {m.upsample!r}")
     return found
 
 
 FAMILY = Family("progan", "Karras et al.'s progressive growing (fade-in, equalised lr, pixel norm, minibatch std)",
-                build, make_generator, min_resolution=8, fields=("grow_from", "grow_kimg"), check=problems)
+                build, make_generator, min_resolution=8, fields=("grow_from", "grow_kimg", "upsample"), check=problems)
