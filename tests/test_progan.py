@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from facegan import checkpoint, models, sample
+from facegan import config as cfg
 from facegan.cli import main
+from facegan.errors import FaceganError
 from facegan.models.progan import UPSAMPLING, ProGANDiscriminator, ProGANGenerator, growth
 from facegan.train.run import RunDir, plan
 from facegan.train.trainer import train
@@ -62,7 +64,6 @@ def test_bilinear_upsampling_changes_what_a_grown_generator_draws():
     nearest, _ = networks(2, "nearest")
     bilinear, _ = networks(2, "bilinear")
     assert not torch.allclose(nearest(z), bilinear(z))
-    from facegan import config as cfg
     m = cfg.override(cfg.load_preset("progan128"), {"upsample": "bilinear"}).model
     assert models.build_generator(m).upsample == "bilinear"
 
@@ -109,9 +110,6 @@ def test_a_run_cut_mid_fade_resumes_bit_for_bit(tmp_path, capsys):
 
 
 def test_growing_settings_are_checked():
-    from facegan import config as cfg
-    from facegan.errors import FaceganError
-
     base = cfg.load_preset("progan128")
     with pytest.raises(FaceganError, match="grow_from must be a power of two"):
         cfg.validate(cfg.override(base, {"grow_from": 12}))
