@@ -6,8 +6,8 @@
 
 For each case (preset:batch, optionally :setting=value,... on top of the preset; a
 conditional preset gets random 0/1 labels) and variant (a set of [speed] settings) it times real
-training steps (the preset's own step, on a batch of random uint8 data from the real loader)
-and prints a JSON line: images/s, ms per step, FLOPs per image (counted by
+training steps (the preset's own step, on a batch of random uint8 data from the real loader;
+a growing model fully grown, where a run spends most of its time) and prints a JSON line: images/s, ms per step, FLOPs per image (counted by
 torch.utils.flop_counter on one eager step), achieved TFLOP/s, share of the device's
 peak where known, and peak memory. Then generation: images/s of batched sampling and
 the latency of one image. A short table follows the JSON lines.
@@ -74,6 +74,7 @@ def build(case: str, variant: dict, device: torch.device, steps: int):
     attributes = len(attribute_names(config.model.attributes))
     labels = rng.integers(0, 2, (count, attributes)).astype(np.float32) if attributes else None
     setup = set_up(config, device, images, labels)
+    setup.steps_taken = 2**40 // batch  # as if resumed late: a growing model is timed fully grown
 
     def one_step(real, real_labels):
         return setup.step(real, torch.randn(batch, config.model.z_dim, device=device), real_labels)
