@@ -12,6 +12,7 @@ from facegan import config as cfg
 from facegan.cli import main
 from facegan.errors import FaceganError
 from facegan.models.progan import UPSAMPLING, ProGANDiscriminator, ProGANGenerator, growth
+from facegan.train.ema import MovingAverage
 from facegan.train.run import RunDir, plan
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
@@ -66,6 +67,21 @@ def test_bilinear_upsampling_changes_what_a_grown_generator_draws():
     assert not torch.allclose(nearest(z), bilinear(z))
     m = cfg.override(cfg.load_preset("progan128"), {"upsample": "bilinear"}).model
     assert models.build_generator(m).upsample == "bilinear"
+
+
+def test_the_moving_average_is_short_while_growing_and_full_once_grown():
+    """A new stage starts from random weights, so the average keeps to a sixth of a growth
+    phase (grow_kimg = 1: 167 images) until the generator is fully grown (level 2)."""
+    generator, _ = networks(0.5)
+    average = MovingAverage(generator, half_life_kimg=10.0)
+    images = 10**6  # far past the start's ramp-up
+    for level in (0.0, 0.5, 1.0, 1.75):
+        average.module.set_level(level)
+        assert average.beta(32, images) == pytest.approx(0.5 ** (32 / (1000 / 6))), level
+    average.module.set_level(2.0)
+    assert average.beta(32, images) == pytest.approx(0.5 ** (32 / 10_000))
+    models.grow([average.module], images)  # the schedule's way there: fully grown long before 10^6 images
+    assert average.beta(32, images) == pytest.approx(0.5 ** (32 / 10_000))
 
 
 def test_r1_is_measured_at_the_size_the_discriminator_works_at():

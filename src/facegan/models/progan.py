@@ -78,8 +78,16 @@ class Growing(nn.Module):
         top = math.ceil(level)
         self.top = self.grow_from * 2**top  # the side of the newest stage in use
         self.fading = top != level  # its fade-in is not over
+        self.grown = level >= self.stages
         self.level.fill_(level)
         self.alpha.fill_(level - math.floor(level) if self.fading else 1.0)
+
+    def average_half_life_limit(self) -> float:
+        """The longest half-life, in images, a moving average of this network may have now:
+        while it grows, a sixth of a phase (``grow_kimg``), so that within one phase the
+        average keeps under 2% of where the phase began, a new stage's random start
+        included; fully grown, no limit."""
+        return math.inf if self.grown else self.grow_kimg * 1000 / 6
 
     def grow_to(self, images_seen: int) -> None:
         """Set the level the schedule gives after ``images_seen`` training images."""

@@ -6,13 +6,17 @@ generator of any one step; samples, evaluations and exported checkpoints use it.
 The decay per step follows from a half-life in images, so it does not depend on the
 batch size: beta = 0.5 ** (batch / half_life). Early in training the half-life is
 capped at 5% of the images seen so far (StyleGAN2's ramp-up), so the average does not
-drag the random initial weights along for thousands of steps. Buffers (batch-norm
-statistics) are copied, not averaged.
+drag the random initial weights along for thousands of steps; and while a network grows
+(family progan) at a sixth of a growth phase, as the network says, since each new stage
+starts from random weights too (with the full half-life from the start, the average of a
+stage that faded in over 6k images was mostly its random start: docs/experiments.md,
+rounds 11 and 15). Buffers (batch-norm statistics) are copied, not averaged.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -26,7 +30,8 @@ class MovingAverage:
         self.half_life = half_life_kimg * 1000
 
     def beta(self, batch: int, images_seen: int) -> float:
-        half_life = min(self.half_life, images_seen * RAMPUP)
+        limit = getattr(self.module, "average_half_life_limit", None)  # the trainer grows the average too
+        half_life = min(self.half_life, images_seen * RAMPUP, limit() if limit is not None else math.inf)
         return 0.5 ** (batch / max(half_life, 1e-8))
 
     @torch.no_grad()
