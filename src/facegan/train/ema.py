@@ -6,11 +6,12 @@ generator of any one step; samples, evaluations and exported checkpoints use it.
 The decay per step follows from a half-life in images, so it does not depend on the
 batch size: beta = 0.5 ** (batch / half_life). Early in training the half-life is
 capped at 5% of the images seen so far (StyleGAN2's ramp-up), so the average does not
-drag the random initial weights along for thousands of steps; and while a network grows
-(family progan) at a sixth of a growth phase, as the network says, since each new stage
-starts from random weights too (with the full half-life from the start, the average of a
-stage that faded in over 6k images was mostly its random start: docs/experiments.md,
-rounds 11 and 15). Buffers (batch-norm statistics) are copied, not averaged.
+drag the random initial weights along for thousands of steps. While a network grows
+(family progan) it caps the half-life too (``average_half_life_limit``: a sixth of a
+growth phase), since each new stage starts from random weights as well: with a 10k
+half-life throughout, the average of a stage that faded in over 6k images was mostly its
+random start (docs/experiments.md, round 11). Buffers (batch-norm statistics) are
+copied, not averaged.
 """
 
 from __future__ import annotations
