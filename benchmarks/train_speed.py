@@ -9,8 +9,9 @@ conditional preset gets random 0/1 labels) and variant (a set of [speed] setting
 training steps (the preset's own step, on a batch of random uint8 data from the real loader;
 a growing model fully grown, where a run spends most of its time) and prints a JSON line:
 images/s, ms per step, FLOPs per image (counted by torch.utils.flop_counter on one eager
-step), achieved TFLOP/s, share of the device's peak where known, and peak memory. Then generation: images/s of batched sampling and
-the latency of one image. A short table follows the JSON lines.
+step), achieved TFLOP/s, share of the device's peak where known, and peak memory. Then
+generation: images/s of batched sampling and the latency of one image. A short table
+follows the JSON lines.
 """
 
 from __future__ import annotations
