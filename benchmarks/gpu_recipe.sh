@@ -3,7 +3,7 @@
 # trained for MINUTES and evaluated (with attribute rates read by a classifier trained
 # there). One call, no network:
 #   OUT=/some/folder CACHE=path/to/prepared-cache MINUTES=3 bash benchmarks/gpu_recipe.sh
-#   PRESETS="faces128 progan128" SEEDS="0 1" CACHE=cache128-small MINUTES=2 bash benchmarks/gpu_recipe.sh
+#   PRESETS="faces128 progan128" SEEDS="0 1" CACHE=cache128-small MINUTES=1.5 bash benchmarks/gpu_recipe.sh
 # Defaults: PRESETS="dcgan64 faces64", SEEDS=0, N=1000 (CACHE64 is still read for CACHE).
 # The cache's size must be the presets' resolution and it must travel with the call (64
 # MiB at most: a 64 px cache of 5,000 photos is 61 MB; at 128 px about 1,200 fit, e.g.
