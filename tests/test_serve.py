@@ -201,6 +201,9 @@ def test_the_page_in_a_real_browser(server, tmp_path):
             page.fill("#t", "90")
         page.wait_for_function("old => document.getElementById('between').src !== old", arg=between)
         assert page.get_attribute("#between-download", "href").startswith("data:image/png")
+        # leaving the filled #seed box (focus moves on) fires its native change, one more
+        # request for the same faces: the status says "making faces ..." until it is back
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('seed 5')")
         assert page.text_content("#status").startswith("seed 5")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
