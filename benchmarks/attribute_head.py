@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facegan import config as cfg
+from facegan import configure
 from facegan import models
 from facegan.conditions import attribute_names
 from facegan.data.cache import open_cache
@@ -45,7 +45,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = cfg.load_preset(args.preset)
+    config = configure.preset(args.preset)
     names = attribute_names(config.model.attributes)
     cache = open_cache(args.data)
     labels = torch.from_numpy(cache.attribute_columns(names))

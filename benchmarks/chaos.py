@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from facegan import config as cfg
+from facegan import configure
 from facegan.errors import FaceganError
 from facegan import checkpoint
 from facegan.train.run import RunDir
@@ -109,7 +109,7 @@ def damaged_files(run: RunDir) -> tuple[list[str], int]:
             damaged.append(f"{path.name}: {e}")
     if run.config_path.exists():
         try:
-            cfg.load_file(run.config_path)
+            configure.file(run.config_path)
         except FaceganError as e:
             damaged.append(str(e))
     for path in [*run.samples.glob("*.png"), run.losses_plot, run.progress_gif]:

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from facegan import config as cfg
+from facegan import configure
 from facegan import sample
 from facegan.data import load_images
 from facegan.metrics.evaluate import DuringTraining
 from facegan.train.run import RunDir, RunPlan
-from facegan.train.trainer import resolve_device, train
+from facegan.devices import resolve_device
+from facegan.train.trainer import train
 from machine import describe
 
 
@@ -59,20 +61,20 @@ def main() -> None:
                         help="train bf16 and fp32 at this many seeds (1: bf16 at one seed, fp32 at two)")
     parser.add_argument("--seed", type=int, default=None, help="the first seed (default: the preset's)")
     args = parser.parse_args()
-    base = cfg.override(cfg.load_preset(args.preset), {
+    base = configure.override(configure.preset(args.preset), {
         "device": args.device, "epochs": 100_000, "log_every": args.log_every, "synthetic_count": args.images,
         "data": "", "max_steps": args.steps, "time_limit": 0.0 if args.steps else args.minutes,
         "keep_checkpoints": 1, **({} if args.seed is None else {"seed": args.seed})})
     seed = base.train.seed
     with tempfile.TemporaryDirectory() as scratch:
-        configs = {"bf16": cfg.override(base, {"precision": "bf16"})}
+        configs = {"bf16": configure.override(base, {"precision": "bf16"})}
         bf16_summary, bf16 = run(configs["bf16"], Path(scratch) / "bf16")
         same_steps = {"time_limit": 0.0, "max_steps": bf16_summary["step"]}
-        configs["fp32"] = cfg.override(base, {**same_steps, "precision": "fp32"})
+        configs["fp32"] = configure.override(base, {**same_steps, "precision": "fp32"})
         for k in range(1, max(args.seeds, 2 if args.fid_n else 1)):  # seed by seed: a cut-short check stays balanced
-            configs[f"fp32_seed{seed + k}"] = cfg.override(base, {**same_steps, "precision": "fp32", "seed": seed + k})
+            configs[f"fp32_seed{seed + k}"] = configure.override(base, {**same_steps, "precision": "fp32", "seed": seed + k})
             if k < args.seeds:
-                configs[f"bf16_seed{seed + k}"] = cfg.override(base, {**same_steps, "precision": "bf16",
+                configs[f"bf16_seed{seed + k}"] = configure.override(base, {**same_steps, "precision": "bf16",
                                                                        "seed": seed + k})
         fp32_summary, fp32 = run(configs["fp32"], Path(scratch) / "fp32")
         fids = {}

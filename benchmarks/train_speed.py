@@ -28,9 +28,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facegan import config as cfg
-from facegan import models
+from facegan import configure, models
 from facegan.conditions import attribute_names
-from facegan.train.trainer import set_up
+from facegan.train.generation import set_up
 
 VARIANTS = {
     "eager": dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off",
@@ -67,7 +67,7 @@ def parse_case(case: str) -> tuple[str, int, dict[str, str]]:
 
 def build(case: str, variant: dict, device: torch.device, steps: int):
     preset, batch, settings = parse_case(case)
-    config = cfg.validate(cfg.override(cfg.load_preset(preset), {**settings, "batch_size": batch, "seed": 0}))
+    config = configure.override(configure.preset(preset), {**settings, "batch_size": batch, "seed": 0})
     config = replace(config, speed=replace(cfg.SpeedConfig(), **variant))
     rng = np.random.default_rng(0)
     count = batch * (steps + 1)
@@ -119,7 +119,7 @@ def count_flops(case: str, device: torch.device) -> float:
 
 
 def time_generation(preset: str, device: torch.device, batch: int = 64, repeats: int = 3) -> dict:
-    config = cfg.load_preset(preset)
+    config = configure.preset(preset)
     torch.manual_seed(0)
     generator, _ = models.build(config.model)
     generator.to(device).eval()

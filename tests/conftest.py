@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from facegan import config as cfg
+from facegan import configure
 from facegan.train.run import RunPlan, RunDir
 
 # $FACEGAN_CELEBA, else the shared subset beside the repository (../shared/data/celeba)
@@ -20,7 +21,7 @@ TINY = dict(resolution=16, g_width=8, d_width=8, synthetic_count=64, batch_size=
 
 
 def tiny_config(preset: str = "dcgan64", **changes) -> cfg.Config:
-    return cfg.validate(cfg.override(cfg.load_preset(preset), {**TINY, **changes}))
+    return configure.override(configure.preset(preset), {**TINY, **changes})
 
 
 def tiny_plan(run_dir: Path, preset: str = "dcgan64", **changes) -> RunPlan:

@@ -12,6 +12,8 @@ from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
 from facegan.metrics.attributes import AttributeClassifier, AttributeNet, as_input, recalibrate_batch_norm
+from facegan.metrics import registry
+from facegan.train import report
 from facegan.train.run import RunDir
 from facegan.train.trainer import train
 from tests.conftest import tiny_plan
@@ -151,7 +153,7 @@ def test_classifier_reads_sex_from_real_celeba_photos(tmp_path):
 @needs_inception
 def test_evaluations_during_training_track_the_attribute_shares(labelled, tmp_path, capsys):
     """eval.classifier: each evaluation row holds every attribute's share among the samples
-    and among the real images compared, and losses.png gets a panel for the share of men."""
+    and among the real images compared, and losses.png gets a panel of every attribute's."""
     base, _ = labelled
     classifier = tmp_path / "classifier.pt"
     assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(classifier),
@@ -168,4 +170,8 @@ def test_evaluations_during_training_track_the_attribute_shares(labelled, tmp_pa
         assert 0 <= r["rate_Male"] <= 1 and r["classifier_fd"] >= 0
     assert rows[0]["real_rate_Male"] == rows[1]["real_rate_Male"]  # the same real images each time
     assert err.count("attribute shares, samples (real): Male") == 2
-    assert Image.open(RunDir(run).losses_plot).size == (960, 1220)  # losses, D outputs, FID, share of men
+    found = report.panels(RunDir(run).read_metrics())  # losses, D outputs, FID, and every attribute audited
+    assert [f.name for f in found[registry.ATTRIBUTE_PANEL]] == ["rate_Male", "real_rate_Male", "rate_Smiling",
+                                                                 "real_rate_Smiling"]
+    assert list(found) == [registry.LOSSES, registry.OUTPUTS, registry.FID_PANEL, registry.ATTRIBUTE_PANEL]
+    assert Image.open(RunDir(run).losses_plot).size[1] > 4 * 200

@@ -92,7 +92,7 @@ def test_running_train_again_resumes_and_can_extend(capsys, tmp_path):
         (["train", "--batch-size", "0"], "train.batch_size must be between 1 and 65,536, not 0"),
         (["train", "--epochs", "ten"], "train.epochs: 'ten' is not a valid int"),
         (["train", "--resume"], "nothing to resume"),
-        (["train", "--preset", "thesis128", "--config", "x.toml"], "not both"),
+        (["train", "--preset", "thesis128", "--config", "x.toml"], "cannot read config x.toml"),
         (["train", "--config", "missing.toml"], "cannot read config missing.toml"),
         (["generate", "--checkpoint", "missing.pt"], "checkpoint missing.pt does not exist"),
         (["generate", "--run", "empty-run"], "empty-run holds no checkpoint"),

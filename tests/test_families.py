@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from facegan import config as cfg
+from facegan import configure
 from facegan import models, sample
 from facegan.conditions import attribute_names
 from facegan.data.synthetic import synthetic_faces
@@ -18,12 +19,12 @@ from tests.test_train import assert_same_training_state, final_state
 
 def small(preset: str, **changes) -> cfg.Config:
     """The preset's family and recipe at the family's smallest size and a tiny width."""
-    config = cfg.load_preset(preset)
+    config = configure.preset(preset)
     family = models.family_of(config.model)
     size = max(16, family.min_resolution)
-    return cfg.validate(cfg.override(config, {"resolution": size, "g_width": 4, "d_width": 8, "batch_size": 4,
+    return configure.override(config, {"resolution": size, "g_width": 4, "d_width": 8, "batch_size": 4,
                                               "log_every": 1, "sample_count": 4, "epochs": 2, "threads": 1,
-                                              **changes}))
+                                              **changes})
 
 
 def data_for(config: cfg.Config) -> tuple[np.ndarray, np.ndarray | None]:
@@ -34,7 +35,7 @@ def data_for(config: cfg.Config) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def test_every_family_has_a_preset():
-    assert {cfg.load_preset(p).model.family for p in cfg.preset_names()} == set(models.FAMILIES)
+    assert {configure.preset(p).model.family for p in cfg.preset_names()} == set(models.FAMILIES)
 
 
 @pytest.mark.parametrize("preset", cfg.preset_names())

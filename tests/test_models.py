@@ -4,19 +4,19 @@ import pytest
 import torch
 from torch import nn
 
-from facegan import config as cfg
+from facegan import configure
 from facegan import models
 from tests.conftest import tiny_config
 
 
 def test_thesis128_has_the_thesis_parameter_counts():
-    generator, discriminator = models.build(cfg.load_preset("thesis128").model)
+    generator, discriminator = models.build(configure.preset("thesis128").model)
     assert models.parameter_count(generator) == 14_175_491
     assert models.parameter_count(discriminator) == 2_789_313
 
 
 def test_thesis128_layers_match_the_thesis():
-    generator, discriminator = models.build(cfg.load_preset("thesis128").model)
+    generator, discriminator = models.build(configure.preset("thesis128").model)
     assert generator.dense.in_features == 128 and generator.dense.out_features == 8 * 8 * 128
     transposed = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [m.out_channels for m in transposed] == [1024, 512, 256, 128]
@@ -35,7 +35,7 @@ def test_thesis128_layers_match_the_thesis():
 
 
 def test_dcgan64_matches_the_dcgan_paper_networks():
-    generator, discriminator = models.build(cfg.load_preset("dcgan64").model)
+    generator, discriminator = models.build(configure.preset("dcgan64").model)
     # the same networks as pytorch/examples dcgan at ngf = ndf = 64
     assert models.parameter_count(generator) == 3_576_704
     assert models.parameter_count(discriminator) == 2_765_568
@@ -58,7 +58,7 @@ def test_small_versions_make_images_of_their_resolution(preset, resolution):
 
 def test_glorot_uniform_init_stays_within_its_bound_and_zeroes_biases():
     torch.manual_seed(0)
-    generator, _ = models.build(cfg.load_preset("thesis128").model)
+    generator, _ = models.build(configure.preset("thesis128").model)
     layer = generator.body[0]  # ConvTranspose 128 -> 1024, 4x4
     fan_in, fan_out = 128 * 16, 1024 * 16
     bound = math.sqrt(6 / (fan_in + fan_out))
@@ -69,7 +69,7 @@ def test_glorot_uniform_init_stays_within_its_bound_and_zeroes_biases():
 
 def test_dcgan_init_is_normal_with_std_002():
     torch.manual_seed(0)
-    generator, _ = models.build(cfg.load_preset("dcgan64").model)
+    generator, _ = models.build(configure.preset("dcgan64").model)
     weight = generator.body[0].weight
     assert abs(weight.std().item() - 0.02) < 0.001
     assert abs(weight.mean().item()) < 0.001

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from facegan import checkpoint, models, sample
-from facegan import config as cfg
+from facegan import configure
 from facegan.cli import main
 from facegan.errors import FaceganError
-from facegan.models.progan import UPSAMPLING, ProGANDiscriminator, ProGANGenerator, growth
+from facegan.models.progan import FAMILY, UPSAMPLING, ProGANDiscriminator, ProGANGenerator, growth
 from facegan.train.ema import MovingAverage
 from facegan.train.run import RunDir, plan
 from facegan.train.trainer import train
@@ -65,7 +65,7 @@ def test_bilinear_upsampling_changes_what_a_grown_generator_draws():
     nearest, _ = networks(2, "nearest")
     bilinear, _ = networks(2, "bilinear")
     assert not torch.allclose(nearest(z), bilinear(z))
-    m = cfg.override(cfg.load_preset("progan128"), {"upsample": "bilinear"}).model
+    m = configure.override(configure.preset("progan128"), {"upsample": "bilinear"}).model
     assert models.build_generator(m).upsample == "bilinear"
 
 
@@ -73,14 +73,14 @@ def test_the_moving_average_is_short_while_growing_and_full_once_grown():
     """A new stage starts from random weights, so the average keeps to a sixth of a growth
     phase (grow_kimg = 1: 167 images) until the generator is fully grown (level 2)."""
     generator, _ = networks(0.5)
-    average = MovingAverage(generator, half_life_kimg=10.0)
+    average = MovingAverage(generator, half_life_kimg=10.0, limit=FAMILY.growth.average_half_life_limit)
     images = 10**6  # far past the start's ramp-up
     for level in (0.0, 0.5, 1.0, 1.75):
         average.module.set_level(level)
         assert average.beta(32, images) == pytest.approx(0.5 ** (32 / (1000 / 6))), level
     average.module.set_level(2.0)
     assert average.beta(32, images) == pytest.approx(0.5 ** (32 / 10_000))
-    models.grow([average.module], images)  # the schedule's way there: fully grown long before 10^6 images
+    FAMILY.growth.grow_to(average.module, images)  # the schedule's way there: fully grown long before 10^6 images
     assert average.beta(32, images) == pytest.approx(0.5 ** (32 / 10_000))
 
 
@@ -92,8 +92,8 @@ def test_r1_is_measured_at_the_size_the_discriminator_works_at():
     (at_small,) = torch.autograd.grad(discriminator(F.interpolate(small, scale_factor=4)).sum(), small)
     full = F.interpolate(small.detach(), scale_factor=4).requires_grad_(True)
     (at_full,) = torch.autograd.grad(discriminator(full).sum(), full)
-    assert discriminator.gradient_scale == 16
-    assert torch.allclose(at_full.square().sum() * discriminator.gradient_scale, at_small.square().sum(), rtol=1e-4)
+    assert FAMILY.growth.gradient_scale(discriminator) == 16
+    assert torch.allclose(at_full.square().sum() * FAMILY.growth.gradient_scale(discriminator), at_small.square().sum(), rtol=1e-4)
 
 
 def progan_plan(run_dir, **changes):
@@ -126,17 +126,17 @@ def test_a_run_cut_mid_fade_resumes_bit_for_bit(tmp_path, capsys):
 
 
 def test_growing_settings_are_checked():
-    base = cfg.load_preset("progan128")
+    base = configure.preset("progan128")
     with pytest.raises(FaceganError, match="grow_from must be a power of two"):
-        cfg.validate(cfg.override(base, {"grow_from": 12}))
+        configure.override(base, {"grow_from": 12})
     with pytest.raises(FaceganError, match="grow_from must be a power of two from 4 to model.resolution"):
-        cfg.validate(cfg.override(base, {"grow_from": 256}))
+        configure.override(base, {"grow_from": 256})
     with pytest.raises(FaceganError, match="grow_kimg must be above 0"):
-        cfg.validate(cfg.override(base, {"grow_kimg": 0}))
-    with pytest.raises(FaceganError, match="model.upsample must be one of nearest, bilinear, not 'bicubic'"):
-        cfg.validate(cfg.override(base, {"upsample": "bicubic"}))
+        configure.override(base, {"grow_kimg": 0})
+    with pytest.raises(FaceganError, match="model.progan.upsample must be one of nearest, bilinear, not 'bicubic'"):
+        configure.override(base, {"upsample": "bicubic"})
     with pytest.raises(FaceganError, match="model.grow_kimg is not a setting of family dcgan"):
-        cfg.validate(cfg.override(cfg.load_preset("faces64"), {"grow_kimg": 3}))
+        configure.override(configure.preset("faces64"), {"grow_kimg": 3})
     with pytest.raises(FaceganError, match="model.upsample is not a setting of family dcgan"):
-        cfg.validate(cfg.override(cfg.load_preset("faces64"), {"upsample": "bilinear"}))
+        configure.override(configure.preset("faces64"), {"upsample": "bilinear"})
     assert models.family_of(base.model).name == "progan"

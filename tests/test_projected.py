@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from facegan import config as cfg
+from facegan import configure
 from facegan import models
 from facegan.data.synthetic import synthetic_faces
 from facegan.metrics import distances
@@ -52,7 +52,7 @@ def test_only_the_heads_train_and_the_feature_network_stays_out_of_checkpoints()
 
 
 def test_the_random_mixing_is_seeded_with_the_rest():
-    config = cfg.load_preset("fast64")
+    config = configure.preset("fast64")
     torch.manual_seed(1)
     _, a = models.build(config.model)
     torch.manual_seed(1)
@@ -63,8 +63,8 @@ def test_the_random_mixing_is_seeded_with_the_rest():
 
 
 def test_the_conditional_version_follows_its_labels_and_keeps_the_plain_layout():
-    config = cfg.validate(cfg.override(cfg.load_preset("fast64"), {
-        "resolution": 32, "g_width": 4, "d_width": 8, "attributes": "Male,Smiling", "attribute_loss": 1.0}))
+    config = configure.override(configure.preset("fast64"), {
+        "resolution": 32, "g_width": 4, "d_width": 8, "attributes": "Male,Smiling", "attribute_loss": 1.0})
     torch.manual_seed(0)
     generator, discriminator = models.build(config.model, attribute_head=True)
     generator.eval(), discriminator.eval()  # batch statistics and spectral norm's power iteration held still
@@ -82,7 +82,7 @@ def test_the_conditional_version_follows_its_labels_and_keeps_the_plain_layout()
     logits, attributes = discriminator(images, off, attributes=True)
     assert torch.equal(logits, discriminator(images, off)) and attributes.shape == (4, 2)
     # the unconditional networks are the ones fast64 checkpoints hold
-    plain = cfg.override(config, {"attributes": "", "attribute_loss": 0.0}).model
+    plain = configure.override(config, {"attributes": "", "attribute_loss": 0.0}).model
     plain_g, plain_d = models.build(plain)
     assert not hasattr(plain_d, "embeds") and plain_g.start[0].in_channels == config.model.z_dim
     assert generator.start[0].in_channels == config.model.z_dim + 2

@@ -15,7 +15,8 @@ from facegan.train.augment import augment, cutout, translation
 from facegan.train.ema import MovingAverage
 from facegan.train.run import RunDir, plan
 from facegan.train.steps import Objective, bce
-from facegan.train.trainer import set_up, train
+from facegan.train.generation import set_up
+from facegan.train.trainer import train
 from tests.conftest import tiny_config, tiny_plan
 from tests.test_train import assert_same_training_state, final_state
 

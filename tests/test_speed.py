@@ -8,12 +8,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facegan import config as cfg
+from facegan import configure
 from facegan import models
 from facegan.conditions import attribute_names
 from facegan.errors import FaceganError, FaceganWarning
 from facegan.train import speed
 from facegan.train.run import RunDir, plan
-from facegan.train.trainer import set_up, train
+from facegan.train.generation import set_up
+from facegan.train.trainer import train
 from tests.conftest import tiny_config, tiny_plan
 
 OFF = dict(precision="fp32", channels_last="off", compile="off", cuda_graphs="off", fused_adam="off", tf32="off",
@@ -139,16 +141,20 @@ def test_a_failed_compile_warns_once_and_trains_on_without_it():
     assert all(p.grad is not None for p in generator.parameters())
 
 
-@pytest.mark.parametrize("preset, attribute", [("progan128", "gradient_scale"), ("style64", "path_length_penalty")])
-def test_a_compiled_network_still_answers_for_its_family(preset, attribute):
-    """The steps ask the network they train for family-specific parts (R1's scale at a
-    growing D's stage, the path-length penalty): the compile wrapper passes them through."""
-    config = tiny_config(preset, resolution=32)
-    generator, discriminator = models.build(config.model)
-    network = discriminator if attribute == "gradient_scale" else generator
-    plan = speed.resolve(replace(cfg.SpeedConfig(), compile="on", channels_last="off"), CPU, hardware=AVX2)
-    wrapped = speed.prepare_network(network, plan, backend="eager")
-    assert getattr(wrapped, attribute) == getattr(network, attribute)
+def test_the_steps_get_family_parts_from_the_family_bound_to_the_networks_themselves():
+    """R1's scale at a growing D's stage and the path-length penalty reach the steps
+    through the objective, from the family's capabilities bound to the networks (not to
+    what the step calls, which may be a compiled wrapper)."""
+    growing = set_up(tiny_config("progan128", resolution=32, grow_kimg=0.016), CPU, np.zeros((32, 32, 32, 3), np.uint8))
+    assert growing.objective.r1_scale() == 16  # the 8 px stage of 32 px images
+    growing.family.growth.grow_to(growing.discriminator, 10**6)
+    assert growing.objective.r1_scale() == 1 and growing.objective.path_length_penalty is None
+    styled = set_up(tiny_config("style64", resolution=16), CPU, np.zeros((32, 16, 16, 3), np.uint8))
+    assert styled.objective.r1_scale() == 1
+    torch.manual_seed(0)
+    z = torch.randn(2, styled.config.model.z_dim)
+    assert styled.objective.path_length_penalty(z) >= 0
+    assert styled.generator.path_length_mean > 0  # the generator's own running mean moved
 
 
 @pytest.mark.parametrize("preset", ["dcgan64", "progan128", "style64", "cfaces64"])
@@ -158,7 +164,9 @@ def test_the_model_size_is_counted_without_computing_or_drawing_anything(preset)
     counted = models.gflop_per_image(model)
     assert torch.equal(state, torch.get_rng_state())
     generator, discriminator = (network.eval() for network in models.build(model))
-    models.grow((generator, discriminator), 2**62)
+    growth = models.family_of(model).growth
+    for network in (generator, discriminator) if growth else ():
+        growth.grow_to(network, 2**62)
     attributes = len(attribute_names(model.attributes))
     labels = torch.ones(1, attributes) if attributes else None
     with FlopCounterMode(display=False) as counter:
@@ -167,7 +175,7 @@ def test_the_model_size_is_counted_without_computing_or_drawing_anything(preset)
 
 
 def test_auto_bf16_on_a_cpu_that_has_it_is_for_models_large_enough_to_gain():
-    small, large = cfg.load_preset("demo").model, cfg.load_preset("faces64").model
+    small, large = configure.preset("demo").model, configure.preset("faces64").model
     for hardware in (AMX, speed.Hardware("cpu", "AMD EPYC", "AVX512", "avx512_bf16")):
         plan = speed.resolve(cfg.SpeedConfig(), CPU, hardware=hardware, model=large)
         assert plan.bf16 and "0.11 GFLOP per image" in plan.describe()

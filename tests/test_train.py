@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from facegan import config as cfg
+from facegan import configure
 from facegan.errors import FaceganError
 from facegan import checkpoint
 from facegan.train.run import RunDir, RunPlan, plan
@@ -64,10 +65,10 @@ class SignalAt(Observer):
 
 def signal_inside_the_next_step(monkeypatch):
     """Patch the trainer's step so that, once armed, the next call sends its signals midway."""
-    from facegan.train import trainer
+    from facegan.train import generation
 
     armed = []
-    original = trainer.TrainingSetup.step
+    original = generation.GeneratorTraining.step
 
     def step(self, real, z, labels=None):
         if armed:
@@ -83,7 +84,7 @@ def signal_inside_the_next_step(monkeypatch):
                 handle.remove()
         return original(self, real, z, labels)
 
-    monkeypatch.setattr(trainer.TrainingSetup, "step", step)
+    monkeypatch.setattr(generation.GeneratorTraining, "step", step)
     return armed.append
 
 
@@ -114,7 +115,7 @@ def test_a_run_directory_holds_config_samples_metrics_and_pictures(run_dir):
     summary = train(tiny_plan(run_dir, epochs=3, keep_checkpoints=2))
     run = RunDir(run_dir)
     assert summary["reason"] == "finished" and summary["step"] == 12
-    assert cfg.load_file(run.config_path) == tiny_config(epochs=3, keep_checkpoints=2)
+    assert configure.file(run.config_path) == tiny_config(epochs=3, keep_checkpoints=2)
     assert [p.name for p in run.sample_paths()] == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
     grid = Image.open(run.sample_paths()[0])
     assert grid.size == (2 + 2 * 18, 2 + 2 * 18)  # 4 samples of 16 px, 2 px apart
@@ -167,7 +168,7 @@ def test_resume_trusts_the_checkpoint_not_config_toml(run_dir, damage):
     assert resumed.config == tiny_config(epochs=2, batch_size=8, g_lr=3e-4)
     assert len(resumed.notes) == 1 and "settings saved in step-00000008.pt" in resumed.notes[0]
     train(resumed)
-    assert cfg.load_file(run.config_path) == resumed.config
+    assert configure.file(run.config_path) == resumed.config
 
 
 def test_resume_without_checkpoint_is_refused(run_dir):

@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from facegan import config as cfg
 from facegan import files
@@ -26,7 +26,6 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DEFAULT_MODEL = "celeba64"  # facegan.pretrained.DEFAULT, without importing torch for the parser
 EXPORT_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx"}  # facegan export --format, by --out's suffix
-MAX_IMAGES = 1_000_000  # generate -n: at most this many (their latents are held in memory)
 
 
 def _flag(name: str) -> str:
@@ -34,19 +33,36 @@ def _flag(name: str) -> str:
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field (``--batch-size`` sets train.batch_size)."""
+    """One flag per config field (``--batch-size`` sets train.batch_size), a family's own
+    settings included (each sets ``model.<family>.<name>``)."""
+    from facegan import configure
+    from facegan.train.run import DEFAULT_PRESET
+
+    default = configure.preset(DEFAULT_PRESET)
     for section, cls in cfg.SECTIONS.items():
-        group = parser.add_argument_group(f"[{section}] settings (override the preset)")
-        for f in dataclasses.fields(cls):
-            between = f.metadata.get("between")
-            bounds = f"; {cfg.number(between[0])} to {cfg.number(between[1])}" if between else ""
-            help_text = f"{f.metadata.get('help', '')} (default {f.default!r}{bounds})".replace("%", "%%")
-            if f.type in ("bool", bool):
-                group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                                   default=argparse.SUPPRESS, help=help_text)
-            else:
-                group.add_argument(_flag(f.name), dest=f.name, metavar=f.type.upper() if isinstance(f.type, str) else "V",
-                                   default=argparse.SUPPRESS, help=help_text)
+        group = parser.add_argument_group(f"[{section}] settings (override the preset; shown: {DEFAULT_PRESET}'s)")
+        for f in cfg.settings_fields(cls):
+            _add_setting_flag(group, f, "", f"{DEFAULT_PRESET}: {getattr(getattr(default, section), f.name)!r}")
+    group = parser.add_argument_group("[model.<family>] settings: each family's own (override the preset)")
+    for name, (f, families) in configure.family_fields().items():
+        _add_setting_flag(group, f, f"family {' and '.join(families)}: ", f"default {f.default!r}")
+
+
+def _add_setting_flag(group, f: dataclasses.Field, prefix: str, default: str) -> None:
+    from facegan import configure
+
+    between, choices = f.metadata.get("between"), f.metadata.get("choices")
+    if f.metadata.get("registry"):
+        choices = configure.registry(f.metadata["registry"])
+    bounds = f"; {cfg.number(between[0])} to {cfg.number(between[1])}" if between else ""
+    among = f"; one of {', '.join(choices)}" if choices else ""
+    help_text = f"{prefix}{f.metadata.get('help', '')} ({default}{bounds}{among})".replace("%", "%%")
+    if f.type in ("bool", bool):
+        group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=help_text)
+    else:
+        group.add_argument(_flag(f.name), dest=f.name, metavar=f.type.upper() if isinstance(f.type, str) else "V",
+                           default=argparse.SUPPRESS, help=help_text)
 
 
 def add_generator_source(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -73,8 +89,10 @@ def _use_threads(args: argparse.Namespace) -> None:
 
 
 def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    index = cfg.field_index()
-    return {k: v for k, v in vars(args).items() if k in index}
+    from facegan import configure
+
+    known = set(cfg.field_index()) | set(configure.family_fields())
+    return {k: v for k, v in vars(args).items() if k in known}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a GAN (or resume a run)",
                                 description="Train a GAN. Running it again on the same run directory resumes it.")
     train.add_argument("--preset", help=f"start from a preset: {', '.join(cfg.preset_names())} (default thesis128)")
-    train.add_argument("--config", help="start from a TOML config file instead of a preset")
+    train.add_argument("--config", help="a TOML file of settings applied on top of the preset (it needs only the "
+                                        "fields it changes)")
     train.add_argument("--run", "--run-dir", dest="run",
                        help="run directory (default runs/<preset>); --run-dir is the same, for torchrun, which "
                             "takes --run as its own --run-path")
@@ -107,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a walk of -n faces in one row, from face 0 of --seed to face 0 of the next seed "
                                "(along the great circle between their latents)")
     generate.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
-                          help="models with a mapping network (stylegan2): keep PSI of each face's distance from the "
+                          help="models with a mapping network: keep PSI of each face's distance from the "
                                "average style (0.5-0.8: fewer odd faces, less variety; default 1: all of it)")
     generate.add_argument("--mix", metavar="SEED_A,SEED_B",
                           help="models with a mapping network: style mixing, three rows of -n faces: SEED_A's, "
@@ -298,22 +317,18 @@ class ProgressReport:
             self.bar.update(step - self.bar.n)
 
     def on_log(self, r: dict[str, Any]) -> None:
-        figures = f"loss D {r['loss_d']:.3f} G {r['loss_g']:.3f}  D(real) {r['d_real']:.2f} D(fake) {r['d_fake']:.2f}"
-        if "attr_real" in r:  # the attribute head's errors: how well D reads real and fake faces' labels
-            figures += f"  attributes real {r['attr_real']:.2f} fake {r['attr_fake']:.2f}"
-        if "stage_px" in r:  # a growing network (family progan): its newest stage, and how far it has faded in
-            fade = r["level"] % 1
-            figures += f"  {r['stage_px']} px" + (f" fading in {fade:.0%}" if fade else "")
+        from facegan.metrics import registry
+
+        figures = "  ".join(f"{figure.label} {figure.show(value)}" for figure, value in registry.in_row(r, True))
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{figures}  {r['images_per_s']:.0f} img/s", refresh=False)
+            self.bar.set_postfix_str(figures, refresh=False)
             return
         spent = time.perf_counter() - self.started
         rate = (r["step"] - self.start_step) / max(spent, 1e-9)
         eta = (self.total - r["step"]) / rate if rate > 0 else 0
         if self.time_limit:
             eta = min(eta, max(self.time_limit - (spent - self.evaluated_s), 0))
-        self.say(f"step {r['step']:,}/{self.total:,}  epoch {r['epoch']:.2f}  {figures}  "
-                 f"{r['images_per_s']:.0f} img/s  eta {_duration(eta)}")
+        self.say(f"step {r['step']:,}/{self.total:,}  epoch {r['epoch']:.2f}  {figures}  eta {_duration(eta)}")
 
     def on_epoch(self, epoch: int, sample: Path, saved: Path) -> None:
         if self.bar is None:
@@ -328,12 +343,15 @@ class ProgressReport:
         self.evaluating(done, total)
 
     def on_eval(self, r: dict[str, Any]) -> None:
+        from facegan.metrics import registry
+
         self.evaluating = None
         self.evaluated_s += r["eval_seconds"]
-        self.say(f"evaluation at epoch {r['epoch']} (step {r['step']:,}): FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}, "
-                 f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, diversity {r['diversity']:.3f}, "
-                 f"face rate {r['face_rate']:.0%}  (N={r['eval_n']:,} samples vs {r['eval_n']:,} training images, "
-                 f"{r['eval_seconds']:.0f} s)" + (f"; best so far: {r['best']}" if "best" in r else ""))
+        shown = [(f, v) for f, v in registry.in_row(r) if f.needs in ("inception", "samples")]
+        self.say(f"evaluation at epoch {r['epoch']} (step {r['step']:,}): "
+                 + ", ".join(f"{f.label} {f.show(v)}" for f, v in shown)
+                 + f"  (N={r['eval_n']:,} samples vs {r['eval_n']:,} training images, {r['eval_seconds']:.0f} s)"
+                 + (f"; best so far: {r['best']}" if "best" in r else ""))
         rates = [k[len("rate_"):] for k in r if k.startswith("rate_")]
         if rates:
             self.say(f"  classifier FD {r['classifier_fd']:.2f}; attribute shares, samples (real): "
@@ -366,11 +384,9 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from facegan import models
-    from facegan.data import describe_data
     from facegan.metrics.evaluate import DuringTraining
     from facegan.train.distributed import World
-    from facegan.train.run import plan
+    from facegan.train.run import describe, plan
     from facegan.train.trainer import Observer, train
 
     run_dir = args.run or str(Path("runs") / (args.preset or (Path(args.config).stem if args.config else "thesis128")))
@@ -378,14 +394,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         for note in the_plan.notes:
             print(f"facegan: note: {note}", file=sys.stderr)
-        generator, discriminator = models.build(the_plan.config.model, the_plan.config.train.attribute_loss > 0)
-        print(f"run directory: {the_plan.run.root}" + (f" (would resume {the_plan.resume_from})" if the_plan.resume_from else ""))
-        print(f"data: {describe_data(the_plan.config.data, the_plan.config.model.resolution)}")
-        print(cfg.to_toml(the_plan.config))
-        for name, net in (("generator", generator), ("discriminator", discriminator)):
-            frozen = models.frozen_parameter_count(net)
-            print(f"{name}: {models.parameter_count(net):,} trainable parameters"
-                  + (f", {frozen:,} frozen (pretrained or fixed, never trained)" if frozen else "") + f"\n{net}\n")
+        print(describe(the_plan))
         return 0
     main_process = World.from_environment().main  # under torchrun, rank 0 alone reports
     try:
@@ -408,75 +417,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from facegan import sample
-    from facegan.train.trainer import resolve_device
+    from facegan.devices import resolve_device
 
-    if not 1 <= args.n <= MAX_IMAGES:
-        raise FaceganError(f"-n must be between 1 and {MAX_IMAGES:,}, not {args.n:,}")
-    if sample.is_grid(args.out) and args.n * (2 if args.vary else 1) > sample.MAX_GRID:
-        raise FaceganError(f"a grid holds at most {sample.MAX_GRID:,} faces; give --out a folder for more")
-    if args.interpolate and (args.vary or args.n < 2):
-        raise FaceganError("--interpolate walks -n >= 2 faces between two seeds; it does not go with --vary"
-                           if args.vary else f"--interpolate needs -n of at least 2 (the two ends), not {args.n}")
+    request = sample.Request(n=args.n, seed=args.seed, out=args.out,
+                             attr=requests(args.attr) if args.attr is not None else None,
+                             interpolate=args.interpolate, truncation=args.truncation,
+                             mix=_seed_pair(args.mix) if args.mix is not None else None, mix_from=args.mix_from,
+                             vary=args.vary)
+    request.check()
     path = _generator_path(args)
     device = resolve_device(args.device)
-    wanted = requests(args.attr) if args.attr is not None else {}
-    generator, _, conditions = sample.load_generator(path, device)
-    path = _shown(path)
-    if args.mix is not None:
-        if args.interpolate or args.vary or args.attr is not None:
-            raise FaceganError("--mix makes its own grid; it does not go with --interpolate, --vary or --attr")
-        seeds = _seed_pair(args.mix)
-        if sample.is_grid(args.out) and 3 * args.n > sample.MAX_GRID:
-            raise FaceganError(f"a grid holds at most {sample.MAX_GRID:,} faces; --mix makes 3 x -n")
-        sample.save(sample.mixing(generator, args.n, *seeds, args.mix_from, device, args.truncation), args.out,
-                    columns=args.n)
-        print(f"wrote style mixing from {path} to {args.out}: seed {seeds[0]}'s {args.n} faces, seed {seeds[1]}'s, "
-              f"then seed {seeds[0]}'s styles before input {args.mix_from} with seed {seeds[1]}'s from it on")
-        return 0
-    sample.check_truncation(generator, args.truncation)
-    if conditions is None:
-        if args.attr is not None or args.vary:
-            raise FaceganError(f"{path} is an unconditional model: it takes no --attr or --vary "
-                               "(train a conditional one with --preset cfast64)")
-        if args.interpolate:
-            sample.save(sample.walk(generator, args.n, args.seed, device, truncation=args.truncation), args.out,
-                        columns=args.n)
-            print(f"wrote a walk of {args.n} faces from seed {args.seed} to seed {args.seed + 1} from {path} "
-                  f"to {args.out}")
-            return 0
-        sample.save(sample.batches(generator, args.n, args.seed, device, truncation=args.truncation), args.out,
-                    progress=_written(args.n))
-        truncated = f" (truncation {args.truncation:g})" if args.truncation != 1 else ""
-        print(f"wrote {args.n} image{'s' if args.n != 1 else ''} from {path} to {args.out}{truncated}")
-        return 0
-    conditions.check(wanted)
-    if args.vary:
-        conditions.check({args.vary: 0})
-        if args.vary in wanted:
-            raise FaceganError(f"--vary {args.vary} cannot also be fixed by --attr")
-    drawn = [n for n in conditions.names if n not in wanted and n != args.vary]
-    if not wanted:
-        print(f"facegan: no --attr given: drawing {', '.join(drawn)} as the training images have them",
-              file=sys.stderr)
-    elif drawn and conditions.matching(wanted) == 0:
-        print(f"facegan: no training image has {_assignments(wanted)}: drawing {', '.join(drawn)} "
-              "each from its overall share", file=sys.stderr)
-    if args.vary:
-        images = sample.varying(generator, conditions, args.vary, args.n, args.seed, device, wanted)
-        sample.save(images, args.out, columns=args.n)
-        what = f"{args.n} faces with {args.vary}=0 (first row) and the same faces with {args.vary}=1 (second row)"
-    elif args.interpolate:  # one set of labels for the whole walk
-        labels = conditions.sample(1, args.seed, wanted).repeat(args.n, axis=0)
-        sample.save(sample.walk(generator, args.n, args.seed, device, labels), args.out, columns=args.n)
-        what = f"a walk of {args.n} faces from seed {args.seed} to seed {args.seed + 1}"
-    else:
-        labels = conditions.sample(args.n, args.seed, wanted)
-        sample.save(sample.batches(generator, args.n, args.seed, device, labels=labels), args.out,
-                    progress=_written(args.n))
-        what = f"{args.n} face{'s' if args.n != 1 else ''}"
-    given = _assignments(wanted) if wanted else "no attribute fixed"
-    print(f"wrote {what} from {path} to {args.out}: {given}"
-          + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
+    generator, config, conditions = sample.load_generator(path, device)
+    report = CountReport("writing images")
+    print(sample.make(generator, config, conditions, request, device, _shown(path),
+                      progress=report if not sample.is_grid(request.out) else None,
+                      note=lambda text: print(f"facegan: {text}", file=sys.stderr)))
     return 0
 
 
@@ -488,29 +443,10 @@ def _seed_pair(text: str) -> tuple[int, int]:
     return a, b
 
 
-def _written(total: int) -> Callable[[int], None]:
-    report = CountReport("writing images")
-    return lambda done: report(done, total)
-
-
-def _assignments(wanted: dict[str, int]) -> str:
-    return ",".join(f"{name}={value}" for name, value in wanted.items())
-
-
 def _generator_path(args: argparse.Namespace) -> Path:
-    """The file holding the generator the user named: a run's latest checkpoint, a
-    checkpoint or generator file, a shipped model, or by default the shipped model."""
-    from facegan import pretrained
-    from facegan.train.run import RunDir
+    from facegan.sample import find_generator
 
-    if args.run:
-        found = RunDir(args.run).latest_checkpoint()
-        if found is None:
-            raise FaceganError(f"{args.run} holds no checkpoint")
-        return found
-    if args.checkpoint:
-        return Path(args.checkpoint)
-    return pretrained.path(args.model or pretrained.DEFAULT)
+    return find_generator(args.run, args.checkpoint, args.model)
 
 
 def _shown(path: Path) -> str:
@@ -522,6 +458,7 @@ def _shown(path: Path) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from facegan import generator_file, pretrained
+    from facegan.metrics import registry
 
     names = pretrained.names()
     if not names:
@@ -535,11 +472,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         if card:
             print(f"  trained on {card['data']} ({card['images']:,} images), {card['images_seen']:,} images seen, "
                   f"{card['training_hours']:.1f} h (with its evaluations) on {card['hardware']}")
-            print(f"  FID {card['fid']:.1f} (real photos: {card['fid_floor']:.1f}), ImageNet-free distance "
-                  f"{card['classifier_fd']:.1f} (real: {card['classifier_fd_floor']:.2f}), N = {card['n']:,}")
-            if "Male" in card.get("attributes", {}):
-                men = card["attributes"]["Male"]
-                print(f"  men: {men['samples']:.0%} of its faces, {men['real']:.0%} of the real photos")
+            shown = [(f, v) for f, v in registry.in_row(card) if f.needs != "training" and not f.name.endswith("_floor")]
+            print("  " + ", ".join(f"{f.label} {f.show(v)}" + (f" (real photos: {f.show(card[f.name + '_floor'])})"
+                                                               if f.name + "_floor" in card else "")
+                                   for f, v in shown) + f"; N = {card['n']:,}")
+            if card.get("attributes"):
+                print("  attributes, its faces (real photos): " + ", ".join(
+                    f"{name} {shares['samples']:.0%} ({shares['real']:.0%})" for name, shares in card["attributes"].items()))
             if "followed" in card:
                 shares = card["followed"].values()
                 print(f"  each attribute read as asked for in {min(shares):.0%}-{max(shares):.0%} of its faces")
@@ -600,7 +539,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from facegan.train.trainer import resolve_device
+    from facegan.devices import resolve_device
     from facegan.web.app import create_app
 
     if not 1 <= args.port <= 65535:
@@ -616,15 +555,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    import json
-
-    import numpy as np
-
-    from facegan import files, sample
-    from facegan import images as imaging
+    from facegan import sample
     from facegan.data.decode import Crop, Unusable, decode
-    from facegan.project import project
-    from facegan.train.trainer import resolve_device
+    from facegan.project import pixel_error, project, save
+    from facegan.devices import resolve_device
 
     _use_threads(args)
     if not 0 <= args.steps <= 100_000:
@@ -646,33 +580,22 @@ def cmd_project(args: argparse.Namespace) -> int:
           f"latents, then {args.steps} steps", file=sys.stderr)
     result = project(generator, photo, args.steps, args.starts, args.seed, progress=CountReport("projecting", unit="step")
                      if args.steps else None)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        imaging.save_png(photo, out / "photo.png")
-        imaging.save_png(result.image, out / "projection.png")
-        imaging.save_png(imaging.grid(np.stack([photo] + [image for _, image in result.snapshots]),
-                                      columns=1 + len(result.snapshots)), out / "steps.png")
-        files.atomic_write(out / "latent.npy", lambda f: np.save(f, result.latent.numpy()))
-        files.write_text(out / "progress.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
-    except OSError as e:
-        raise FaceganError(f"cannot write {out}: {files.describe(e, out.parent)}") from None
-    error = photo.astype(np.float64) - result.image.astype(np.float64)
-    rmse = float(np.sqrt(np.mean(error**2)))
-    psnr = 20 * np.log10(255 / max(rmse, 1e-9))
-    last = result.history[-1]
-    print(f"projection: pixel RMSE {rmse:.1f} levels of 255 (PSNR {psnr:.1f} dB), perceptual distance "
-          f"{last['perceptual']:.4f}, total {last['total']:.4f} (best random start {result.start['best_random_total']:.4f}, "
-          f"median random face {result.start['median_random_total']:.4f})")
-    print(f"wrote {out}/: photo.png, projection.png, steps.png (the photo, then steps "
-          f"{', '.join(str(s) for s, _ in result.snapshots)}), latent.npy, progress.jsonl")
+    written = save(result, photo, out)
+    error, last = pixel_error(photo, result.image), result.history[-1]
+    print(f"projection: pixel RMSE {error['rmse']:.1f} levels of 255 (PSNR {error['psnr']:.1f} dB), perceptual "
+          f"distance {last['perceptual']:.4f}, total {last['total']:.4f} (best random start "
+          f"{result.start['best_random_total']:.4f}, median random face {result.start['median_random_total']:.4f})")
+    print(f"wrote {out}/: {', '.join(written)} (steps.png: the photo, then steps "
+          f"{', '.join(str(s) for s, _ in result.snapshots)})")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from facegan.devices import resolve_device
+    from facegan.metrics import registry
     from facegan.metrics.evaluate import evaluate
-    from facegan.train.trainer import resolve_device
 
     _use_threads(args)
     phases = PhaseReport()
@@ -680,13 +603,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  phases, args.classifier, phases.start)
     against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
     print(f"{r['checkpoint']}")
-    for label, value in (("FID", f"{r['fid']:.2f}"), ("KID", f"{r['kid_mean']:.4f} +- {r['kid_std']:.4f}"),
-                         ("precision", f"{r['precision']:.3f}"), ("recall", f"{r['recall']:.3f}"),
-                         ("diversity", f"{r['diversity']:.3f}"),
-                         ("near-copies", f"{r['near_copies']:.1%}"),
-                         ("nearest/real", f"{r['nearest_real_ratio']:.3f}")):
-        print(f"  {label:<13}{value:>18}   {against}")
-    print(f"  {'face rate':<13}{r['face_rate']:>18.1%}   N={r['n']:,} samples (OpenCV Haar cascade)")
+    for figure, value in registry.in_row(r):
+        if figure.needs == "inception":
+            print(f"  {figure.label:<13}{figure.show(value):>18}   {against}")
+        elif figure.needs == "samples":
+            print(f"  {figure.label:<13}{figure.show(value):>18}   N={r['n']:,} samples")
     if "classifier_fd" in r:
         floor = (f"; real vs {r['n']:,} other real images: {r['classifier_fd_floor']:.2f}"
                  if "classifier_fd_floor" in r else "")

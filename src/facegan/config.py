@@ -1,9 +1,14 @@
 """Every setting of a run as typed dataclasses, presets, and TOML read/write.
 
 A run's configuration has five sections: ``model``, ``data``, ``train``, ``speed`` and
-``eval``. Field names are unique across sections, so each field is also one
-command-line flag (``train.batch_size`` is ``--batch-size``). Presets are TOML files
-in ``facegan/presets``; a TOML file only needs the fields it changes.
+``eval``; a model family's own settings are one more table, ``[model.<family>]``,
+declared by the family. Field names are unique across sections, so each field is also
+one command-line flag (``train.batch_size`` is ``--batch-size``). Presets are TOML
+files in ``facegan/presets``; a TOML file only needs the fields it changes.
+
+This module knows no family, loss or step: it reads, writes, converts and range-checks.
+``facegan.configure``, above it and the registries, loads presets and files and
+validates a whole config.
 """
 
 from __future__ import annotations
@@ -18,42 +23,41 @@ from typing import Any
 import tomli_w
 
 from facegan import files
-from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
 
 
 SEED_MAX = 2**32 - 1
+SWITCH = ("auto", "on", "off")  # the speed settings that are switches
 
 
-def setting(default: Any, help: str, between: tuple[float, float] | None = None) -> Any:
-    """A config field with its help text (shown by ``facegan train --help``) and, for a
-    number, the closed range ``between`` that validation enforces."""
-    return field(default=default, metadata={"help": help, "between": between})
+def setting(default: Any, help: str, between: tuple[float, float] | None = None,
+            choices: tuple[str, ...] | None = None, registry: str | None = None) -> Any:
+    """A config field with its help text (shown by ``facegan train --help``) and what
+    validation enforces: for a number, the closed range ``between``; for a word, one of
+    ``choices``, or a name in the registry called ``registry`` (``facegan.configure``
+    knows the registries: families, steps, losses, augmentations)."""
+    return field(default=default, metadata={"help": help, "between": between, "choices": choices,
+                                            "registry": registry})
 
 
 @dataclass
 class ModelConfig:
-    """The networks. Changing any of these makes checkpoints incompatible."""
+    """The networks. Changing any of these makes checkpoints incompatible.
 
-    family: str = setting("dcgan", "network family: thesis, dcgan, projected, progan or stylegan2 (see facegan.models)")
+    These fields are common to every family; a family's own settings (its dataclass,
+    declared in its module in ``facegan.models``) sit in ``family_settings``, read from
+    and written to their own TOML table, ``[model.<family>]``. As read from a file the
+    table is a plain dict; ``facegan.configure`` turns it into the family's dataclass."""
+
+    family: str = setting("dcgan", "network family (facegan.models; each has its own [model.<family>] settings)",
+                          registry="families")
     resolution: int = setting(64, "output images are resolution x resolution", (8, 1024))
     z_dim: int = setting(100, "length of the latent vector z ~ N(0, 1)", (1, 4096))
     g_width: int = setting(64, "generator channels at its last (largest) stage; earlier stages double", (1, 4096))
     d_width: int = setting(64, "discriminator channels at its first stage; later stages double", (1, 4096))
-    d_dropout: float = setting(0.0, "dropout before the discriminator's last layer (thesis: 0.2)", (0, 0.99))
-    init: str = setting("dcgan_normal", "weight init: dcgan_normal, N(0, 0.02), or glorot_uniform (Keras)")
-    d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its batch norm)")
-    attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN, family dcgan); "
-                                  "empty = unconditional")
-    grow_from: int = setting(8, "family progan: side of the first stage; each later stage doubles it", (4, 1024))
-    grow_kimg: float = setting(20.0, "family progan: thousands of images over which each new stage fades in, "
-                                     "and as many again before the next one", (0, 1e6))
-    upsample: str = setting("nearest", "family progan: how G doubles its feature maps from stage to stage: "
-                                       "nearest (the paper) or bilinear (StyleGAN's choice)")
-    style_mixing: float = setting(0.9, "family stylegan2: share of training batches whose later layers take the "
-                                       "styles of a second latent", (0, 1))
-    d_feature_resolution: int = setting(0, "family projected: side of the images the frozen feature network "
-                                           "sees (they are resized to it); 0 = the image size", (0, 256))
+    attributes: str = setting("", "CelebA attributes to condition on, comma-separated (a CGAN; for the "
+                                  "conditional families); empty = unconditional")
+    family_settings: Any = field(default=None, metadata={"table": True})
 
 
 @dataclass
@@ -62,7 +66,8 @@ class DataConfig:
 
     data: str = setting("", "a prepared cache, or a folder, .zip or CelebA root to prepare; empty: built-in faces")
     crop: str = setting("center", "when --data is raw: center, none (squash the frame) or x,y,w,h")
-    split: str = setting("all", "when --data is a CelebA root: train, val, test or all")
+    split: str = setting("all", "when --data is a CelebA root: which part of the official split",
+                         choices=("all", "train", "val", "test"))
     synthetic_count: int = setting(8192, "images in the built-in data set", (1, 1_000_000))
     synthetic_seed: int = setting(0, "which built-in faces", (0, SEED_MAX))
     mirror: bool = setting(False, "random horizontal flips")
@@ -74,11 +79,12 @@ class TrainConfig:
 
     epochs: int = setting(100, "passes over the data set", (0, 1_000_000))
     batch_size: int = setting(16, "images per step", (1, 65_536))
-    step: str = setting("thesis", "thesis: one pass, both networks updated; alternating: D, then G")
-    loss: str = setting("nonsaturating", "nonsaturating (the thesis's BCE), minimax or hinge")
+    step: str = setting("thesis", "how one training step updates the networks (facegan.train.steps)", registry="steps")
+    loss: str = setting("nonsaturating", "the adversarial loss (facegan.train.steps)", registry="losses")
     r1_gamma: float = setting(0.0, "R1 penalty weight on D's gradient at real images; 0 = off", (0, 1e6))
     r1_every: int = setting(16, "apply R1 every N steps (lazy regularisation), scaled by N", (1, 1_000_000))
-    augment: str = setting("", "DiffAugment for D's inputs, comma-separated: color, translation, cutout; empty = none")
+    augment: str = setting("", "DiffAugment for D's inputs, comma-separated (facegan.train.augment); empty = none",
+                           registry="augmentations")
     attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
                                          "also learns to read real images' attributes, G to make them readable; 0 = off",
                                     (0, 1000))
@@ -103,22 +109,23 @@ class TrainConfig:
                                               "last (the newest such one is kept); 0 = off", (0, 1e6))
 
 
-SWITCH = ("auto", "on", "off")
-
-
 @dataclass
 class SpeedConfig:
     """How fast the same training runs. None of these change what is learned beyond
     rounding; "auto" picks what measured fastest for the device (see docs/benchmarks.md)."""
 
     precision: str = setting("auto", "auto (bf16 where the device runs it natively and the model gains from it), "
-                                     "fp32 or bf16 (autocast)")
-    channels_last: str = setting("auto", "auto (on), on or off: NHWC memory layout")
-    compile: str = setting("auto", "auto (on for CUDA), on or off: torch.compile the networks")
-    cuda_graphs: str = setting("auto", "auto (on for CUDA when compiled), on or off: replay steps as CUDA graphs")
-    fused_adam: str = setting("auto", "auto, on or off: Adam's fused kernel (auto: on for CUDA, foreach on CPU)")
-    tf32: str = setting("auto", "auto (on for CUDA), on or off: TF32 for fp32 matmuls and convolutions")
-    data_on_device: str = setting("auto", "auto (on for CUDA when the data fits in half its free memory), on or off")
+                                     "fp32 or bf16 (autocast)", choices=("auto", "fp32", "bf16"))
+    channels_last: str = setting("auto", "auto (on), on or off: NHWC memory layout", choices=SWITCH)
+    compile: str = setting("auto", "auto (on for CUDA), on or off: torch.compile the networks", choices=SWITCH)
+    cuda_graphs: str = setting("auto", "auto (on for CUDA when compiled), on or off: replay steps as CUDA graphs",
+                               choices=SWITCH)
+    fused_adam: str = setting("auto", "auto, on or off: Adam's fused kernel (auto: on for CUDA, foreach on CPU)",
+                              choices=SWITCH)
+    tf32: str = setting("auto", "auto (on for CUDA), on or off: TF32 for fp32 matmuls and convolutions",
+                        choices=SWITCH)
+    data_on_device: str = setting("auto", "auto (on for CUDA when the data fits in half its free memory), on or off",
+                                  choices=SWITCH)
     threads: int = setting(0, "CPU threads for PyTorch; 0 keeps its default (one per core)", (0, 1024))
 
 
@@ -149,14 +156,31 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+        """Every setting as nested plain values, the family's own under model[<family>]."""
+        result = {}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            result[name] = {f.name: getattr(section, f.name) for f in fields(section) if not f.metadata.get("table")}
+        own = self.model.family_settings
+        if dataclasses.is_dataclass(own):
+            if dataclasses.asdict(own):
+                result["model"][self.model.family] = dataclasses.asdict(own)
+        elif isinstance(own, dict):  # as read, not yet resolved: {family: {name: value}}
+            result["model"].update({name: dict(values) for name, values in own.items()})
+        return result
+
+
+def settings_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a settings dataclass that are settings (not a nested table)."""
+    return [f for f in fields(cls) if not f.metadata.get("table")]
 
 
 def field_index() -> dict[str, tuple[str, dataclasses.Field]]:
-    """Map every field name to (section, field). Names are unique across sections."""
+    """Map every common field name to (section, field). Names are unique across sections
+    (a family's own settings are indexed by ``facegan.configure``)."""
     index: dict[str, tuple[str, dataclasses.Field]] = {}
     for section, cls in SECTIONS.items():
-        for f in fields(cls):
+        for f in settings_fields(cls):
             assert f.name not in index, f"field name {f.name} is used twice"
             index[f.name] = (section, f)
     return index
@@ -189,31 +213,57 @@ def coerce(name: str, kind: type | str, value: Any) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
-    raise FaceganError(f"setting {name}: {value!r} is not a valid {kind.__name__}")
+    raise FaceganError(f"setting {name}: {value!r} is not a valid {getattr(kind, '__name__', kind)}")
+
+
+def apply_fields(target: Any, entries: dict[str, Any], where: str, origin: str) -> Any:
+    """A copy of the settings dataclass ``target`` with ``entries`` ({field: value}) set,
+    each converted to its field's type; ``where`` names the table in messages."""
+    if not isinstance(entries, dict):
+        raise FaceganError(f"{origin}: [{where}] must be a table")
+    known = {f.name: f for f in settings_fields(type(target))}
+    changes = {}
+    for name, value in entries.items():
+        if name not in known:
+            raise FaceganError(f"{origin}: unknown setting {where}.{name} (known: {', '.join(known) or 'none'})")
+        changes[name] = coerce(f"{where}.{name}", known[name].type, value)
+    return dataclasses.replace(target, **changes)
 
 
 def apply(config: Config, values: dict[str, Any], origin: str) -> Config:
-    """Return a copy of ``config`` with ``values`` ({section: {field: value}}) applied."""
-    result = dataclasses.replace(
-        config, **{s: dataclasses.replace(getattr(config, s)) for s in SECTIONS}
-    )
+    """Return a copy of ``config`` with ``values`` ({section: {field: value}}) applied.
+    A table inside [model] (``[model.<family>]``) is a family's own settings: kept as read,
+    {family: {name: value}}, until ``facegan.configure`` resolves it (merged into settings
+    already resolved when it names their family)."""
+    if not isinstance(values, dict):
+        raise FaceganError(f"{origin}: settings must be a table of sections")
+    result = dataclasses.replace(config, **{s: dataclasses.replace(getattr(config, s)) for s in SECTIONS})
     for section, entries in values.items():
         if section not in SECTIONS:
             raise FaceganError(f"{origin}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(entries, dict):
             raise FaceganError(f"{origin}: [{section}] must be a table")
-        known = {f.name: f for f in fields(SECTIONS[section])}
-        for name, value in entries.items():
-            if name not in known:
-                raise FaceganError(
-                    f"{origin}: unknown setting {section}.{name} (known: {', '.join(known)})"
-                )
-            setattr(getattr(result, section), name, coerce(f"{section}.{name}", known[name].type, value))
+        common = {k: v for k, v in entries.items() if not (section == "model" and isinstance(v, dict))}
+        setattr(result, section, apply_fields(getattr(result, section), common, section, origin))
+        if section == "model":
+            for family, table in entries.items():
+                if isinstance(table, dict):
+                    result.model = with_family_table(result.model, family, table, origin)
     return result
 
 
+def with_family_table(model: ModelConfig, family: str, table: dict[str, Any], origin: str) -> ModelConfig:
+    """``model`` with the settings of the table [model.<family>] added to its own."""
+    own = model.family_settings
+    if dataclasses.is_dataclass(own) and family == model.family:
+        return dataclasses.replace(model, family_settings=apply_fields(own, table, f"model.{family}", origin))
+    pending = dict(own) if isinstance(own, dict) else {}
+    pending[family] = {**pending.get(family, {}), **table}
+    return dataclasses.replace(model, family_settings=pending)
+
+
 def override(config: Config, flat: dict[str, Any], origin: str = "command line") -> Config:
-    """Apply {field_name: value} overrides, each field name found in its section."""
+    """Apply {field_name: value} overrides of common fields, each found in its section."""
     index = field_index()
     nested: dict[str, dict[str, Any]] = {}
     for name, value in flat.items():
@@ -228,29 +278,25 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load_preset(name: str) -> Config:
+def preset_values(name: str) -> dict[str, Any]:
+    """A preset's TOML, parsed."""
     names = preset_names()
     if name not in names:
         raise FaceganError(f"unknown preset {name!r} (known: {', '.join(names)})")
-    text = (resources.files("facegan") / "presets" / f"{name}.toml").read_text()
-    return validate(apply(Config(), tomllib.loads(text), f"preset {name}"))
+    return tomllib.loads((resources.files("facegan") / "presets" / f"{name}.toml").read_text())
 
 
-def load_file(path: str | Path) -> Config:
+def file_values(path: str | Path) -> dict[str, Any]:
+    """A TOML config file, parsed, or one line saying why it cannot be."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise FaceganError(f"cannot read config {path}: {e.strerror or e}") from None
     try:
-        values = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise FaceganError(f"config {path} is not valid TOML: {e}") from None
-    return validate(apply(Config(), values, str(path)))
-
-
-def from_dict(values: dict[str, Any], origin: str) -> Config:
-    return apply(Config(), values, origin)
 
 
 def to_toml(config: Config) -> str:
@@ -262,52 +308,30 @@ def save_file(config: Config, path: str | Path) -> None:
 
 
 def model_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
-    """The model fields on which two configs disagree, as 'name: a != b'."""
-    return [
-        f"{f.name}: {getattr(a, f.name)!r} != {getattr(b, f.name)!r}"
-        for f in fields(ModelConfig)
-        if getattr(a, f.name) != getattr(b, f.name)
-    ]
+    """The model settings on which two configs disagree, as 'name: a != b' (a family's
+    own settings by their own names)."""
+    def flat(m: ModelConfig) -> dict[str, Any]:
+        own = m.family_settings
+        values = {f.name: getattr(m, f.name) for f in settings_fields(ModelConfig)}
+        values.update(dataclasses.asdict(own) if dataclasses.is_dataclass(own) else {})
+        return values
+
+    first, second = flat(a), flat(b)
+    return [f"{name}: {first.get(name)!r} != {second.get(name)!r}"
+            for name in dict.fromkeys([*first, *second]) if first.get(name) != second.get(name)]
 
 
-def validate(config: Config) -> Config:
-    """Refuse settings that cannot work, with a message naming the field."""
-    m, d, t = config.model, config.data, config.train
-    check_ranges(config)
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise FaceganError(message)
-
-    from facegan import models  # the family registry sits above this module; it knows each family's settings
-
-    models.check(m)
-    need(d.split in ("all", "train", "val", "test"), f"data.split must be train, val, test or all, not {d.split!r}")
-    from facegan.train import augment, steps  # the registries of steps, losses and augmentations
-
-    need(t.step in steps.STEPS, f"train.step must be one of {', '.join(steps.STEPS)}, not {t.step!r}")
-    need(t.loss in steps.LOSSES, f"train.loss must be one of {', '.join(steps.LOSSES)}, not {t.loss!r}")
-    augment.policies(t.augment)
-    need(t.pl_weight == 0 or models.family_of(m).mapping,
-         f"train.pl_weight needs a generator with a mapping network (family stylegan2), not family {m.family}")
-    need(t.attribute_loss == 0 or attribute_names(m.attributes),
-         "train.attribute_loss needs a conditional model: set model.attributes too")
-    sp = config.speed
-    need(sp.precision in ("auto", "fp32", "bf16"), f"speed.precision must be auto, fp32 or bf16, not {sp.precision!r}")
-    for name in ("channels_last", "compile", "cuda_graphs", "fused_adam", "tf32", "data_on_device"):
-        need(getattr(sp, name) in SWITCH, f"speed.{name} must be auto, on or off, not {getattr(sp, name)!r}")
-    return config
-
-
-def check_ranges(config: Config) -> None:
-    """Every number within its field's documented range (``between``)."""
-    for section, cls in SECTIONS.items():
-        for f in fields(cls):
-            between = f.metadata.get("between")
-            value = getattr(getattr(config, section), f.name)
-            if between and not between[0] <= value <= between[1]:
-                raise FaceganError(f"{section}.{f.name} must be between {number(between[0])} and "
-                                   f"{number(between[1])}, not {number(value)}")
+def check_fields(target: Any, where: str) -> None:
+    """Every setting of the dataclass ``target`` within its range (``between``) and among
+    its ``choices``, naming the field (registry names are checked by facegan.configure)."""
+    for f in settings_fields(type(target)):
+        value = getattr(target, f.name)
+        between, choices = f.metadata.get("between"), f.metadata.get("choices")
+        if between and not between[0] <= value <= between[1]:
+            raise FaceganError(f"{where}.{f.name} must be between {number(between[0])} and "
+                               f"{number(between[1])}, not {number(value)}")
+        if choices and value not in choices:
+            raise FaceganError(f"{where}.{f.name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def number(value: float) -> str:

@@ -8,13 +8,14 @@ from typing import Any
 
 import torch
 
-from facegan import config as cfg
+from facegan import configure
 from facegan import models
 from facegan import sample
 from facegan.data import load_images
 from facegan.metrics.swd import sliced_wasserstein
 from facegan.train.run import RunPlan, RunDir
-from facegan.train.trainer import Observer, resolve_device, train
+from facegan.devices import resolve_device
+from facegan.train.trainer import Observer, train
 
 MEASURE_N = 512  # samples and real faces compared by the distance
 
@@ -30,7 +31,7 @@ def free_run_dir(base: str = "runs/demo") -> Path:
 
 def run_demo(run_dir: str | None = None, observer: Observer | None = None, **settings: Any) -> dict[str, Any]:
     """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4)."""
-    config = cfg.validate(cfg.override(cfg.load_preset("demo"), settings))
+    config = configure.override(configure.preset("demo"), settings)
     run = RunDir(run_dir or free_run_dir())
     images, _, _ = load_images(config.data, config.model.resolution)
     device = resolve_device(config.train.device)

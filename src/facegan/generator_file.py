@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from facegan import config as cfg
-from facegan import files
+from facegan import configure, files
 from facegan.conditions import Conditions
 from facegan.errors import FaceganError
 
@@ -84,7 +84,7 @@ def load(path: str | Path) -> tuple[dict[str, torch.Tensor], cfg.Config, Conditi
     from safetensors.torch import load_file
 
     found = metadata(path)
-    config = cfg.validate(cfg.from_dict(found["config"], str(path)))
+    config = configure.from_dict(found["config"], str(path), model_only=True)
     try:
         weights = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:

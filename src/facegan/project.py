@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
 from facegan import images as imaging
+from facegan.errors import FaceganError
 from facegan.metrics.perceptual import PerceptualDistance
 
 RAMP_UP, RAMP_DOWN = 0.05, 0.25  # shares of the steps
@@ -101,3 +103,32 @@ def project(generator: torch.nn.Module, photo: np.ndarray, steps: int = 300, sta
                           start)
     finally:
         generator.train(was_training)
+
+
+def pixel_error(photo: np.ndarray, image: np.ndarray) -> dict[str, float]:
+    """How far two uint8 images are apart pixel by pixel: the root mean square difference
+    in levels of 255, and the peak signal-to-noise ratio it makes, in dB."""
+    error = photo.astype(np.float64) - image.astype(np.float64)
+    rmse = float(np.sqrt(np.mean(error**2)))
+    return {"rmse": rmse, "psnr": float(20 * np.log10(255 / max(rmse, 1e-9)))}
+
+
+def save(result: Projection, photo: np.ndarray, out: Path) -> list[str]:
+    """Write a projection into the folder ``out``: photo.png, projection.png, steps.png
+    (the photo, then the face at the snapshots along the way), latent.npy, progress.jsonl;
+    returns the names written."""
+    import json
+
+    from facegan import files
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        imaging.save_png(photo, out / "photo.png")
+        imaging.save_png(result.image, out / "projection.png")
+        imaging.save_png(imaging.grid(np.stack([photo] + [image for _, image in result.snapshots]),
+                                      columns=1 + len(result.snapshots)), out / "steps.png")
+        files.atomic_write(out / "latent.npy", lambda f: np.save(f, result.latent.numpy()))
+        files.write_text(out / "progress.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
+    except OSError as e:
+        raise FaceganError(f"cannot write {out}: {files.describe(e, out.parent)}") from None
+    return ["photo.png", "projection.png", "steps.png", "latent.npy", "progress.jsonl"]

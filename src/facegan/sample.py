@@ -1,18 +1,25 @@
-"""Making faces with a trained generator: load it from a checkpoint, sample, save."""
+"""Making faces with a trained generator: find and load it, sample, save.
+
+Sampling asks the generator's family what it can do (a mapping network: truncation and
+style mixing); ``make`` turns a ``Request`` (what ``facegan generate`` is asked) into
+images written a batch at a time, refusing combinations that cannot work."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from facegan import checkpoint, files, generator_file, models
+from facegan import checkpoint, configure, files, generator_file, models
 from facegan import config as cfg
 from facegan import images as imaging
+from facegan.config import SEED_MAX
 from facegan.conditions import Conditions, attribute_names
 from facegan.errors import FaceganError
+from facegan.models.family import Mapping
 
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
@@ -24,7 +31,7 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
         weights, config, conditions, _ = generator_file.load(path)
     else:
         state = checkpoint.TrainingState.load(path)
-        config = cfg.validate(cfg.from_dict(state.config, str(path)))
+        config = configure.from_dict(state.config, str(path), model_only=True)
         weights = state.sampling_generator
         conditions = Conditions.from_state(state.conditions) if state.conditions is not None else None
     generator = models.build_generator(config.model)
@@ -35,6 +42,22 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
     if bool(attribute_names(config.model.attributes)) != (conditions is not None):
         raise FaceganError(f"{path} is damaged: its attributes and their distribution do not agree")
     return generator.to(device).eval(), config, conditions
+
+
+def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | None = None,
+                   model: str | None = None) -> Path:
+    """The file holding the generator a user names: a run directory's latest checkpoint,
+    a checkpoint or generator file, a shipped model, or by default the shipped model."""
+    from facegan import pretrained
+
+    if run:
+        found = checkpoint.latest(Path(run) / "checkpoints")
+        if found is None:
+            raise FaceganError(f"{run} holds no checkpoint")
+        return found
+    if checkpoint_path:
+        return Path(checkpoint_path)
+    return pretrained.path(model or pretrained.DEFAULT)
 
 
 def latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
@@ -56,14 +79,16 @@ def between(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 MAX_GRID = 1024  # images in one grid picture; more go to a folder, written as they are made
 
 
-def has_mapping(generator: torch.nn.Module) -> bool:
-    """Whether ``generator`` has a mapping network (family stylegan2): truncation and style mixing apply."""
-    return callable(getattr(generator, "mapping", None))
+def mapping_of(config: cfg.Config) -> Mapping | None:
+    """The mapping network of the generator ``config`` describes, if its family has one."""
+    return models.family_of(config.model).mapping
 
 
-def check_truncation(generator: torch.nn.Module, truncation: float) -> None:
-    if truncation != 1 and not has_mapping(generator):
-        raise FaceganError("truncation needs a generator with a mapping network (family stylegan2)")
+def check_truncation(config: cfg.Config, truncation: float) -> None:
+    if truncation != 1 and mapping_of(config) is None:
+        raise FaceganError(f"truncation needs a generator with a mapping network (family "
+                           f"{' or '.join(f.name for f in models.FAMILIES.values() if f.mapping)}), "
+                           f"not family {config.model.family}")
     if not 0 <= truncation <= 1:
         raise FaceganError(f"truncation must be between 0 (the average face) and 1 (none), not {truncation:g}")
 
@@ -74,8 +99,8 @@ def batches(generator: torch.nn.Module, count: int, seed: int, device: torch.dev
             truncation: float = 1.0) -> Iterator[np.ndarray]:
     """``count`` images, ``batch_size`` at a time, as uint8 (n, H, W, 3), from the latents
     of ``seed`` (or the given ``z``), with one row of 0/1 ``labels`` each for a conditional
-    generator; ``truncation`` psi < 1 for a generator with a mapping network."""
-    check_truncation(generator, truncation)
+    generator; ``truncation`` psi < 1 for a generator with a mapping network (checked by
+    ``check_truncation``)."""
     z = latents(count, generator.z_dim, seed) if z is None else z
     y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
     options = {"truncation": truncation} if truncation != 1 else {}
@@ -91,22 +116,32 @@ def generate(generator: torch.nn.Module, count: int, seed: int, device: torch.de
     return np.concatenate(list(batches(generator, count, seed, device, batch_size, labels, z, truncation)))
 
 
-def mixing(generator: torch.nn.Module, count: int, seed_a: int, seed_b: int, from_layer: int, device: torch.device,
-           truncation: float = 1.0) -> np.ndarray:
-    """Style mixing, 3 x ``count`` images: the faces of ``seed_a``, those of ``seed_b``,
-    then each pair mixed: ``seed_a``'s styles in the layers before ``from_layer`` (pose,
-    face shape: the coarse ones come first), ``seed_b``'s from it on (colours, detail)."""
-    if not has_mapping(generator):
-        raise FaceganError("style mixing needs a generator with a mapping network (family stylegan2)")
-    check_truncation(generator, truncation)
-    if not 1 <= from_layer < generator.ws:
-        raise FaceganError(f"the mixing layer must be between 1 and {generator.ws - 1} (this generator has "
-                           f"{generator.ws} style inputs), not {from_layer}")
-    a, b = latents(count, generator.z_dim, seed_a).to(device), latents(count, generator.z_dim, seed_b).to(device)
+def mixing(generator: torch.nn.Module, config: cfg.Config, count: int, seed_a: int, seed_b: int, from_layer: int,
+           device: torch.device, truncation: float = 1.0, batch_size: int = 64) -> Iterator[np.ndarray]:
+    """Style mixing, 3 x ``count`` images in batches: the faces of ``seed_a``, those of
+    ``seed_b``, then each pair mixed: ``seed_a``'s styles in the layers before
+    ``from_layer`` (pose, face shape: the coarse ones come first), ``seed_b``'s from it
+    on (colours, detail)."""
+    mapping = mapping_of(config)
+    if mapping is None:
+        raise FaceganError(f"style mixing needs a generator with a mapping network (family "
+                           f"{' or '.join(f.name for f in models.FAMILIES.values() if f.mapping)}), "
+                           f"not family {config.model.family}")
+    check_truncation(config, truncation)
+    inputs = mapping.style_inputs(generator)
+    if not 1 <= from_layer < inputs:
+        raise FaceganError(f"the mixing layer must be between 1 and {inputs - 1} (this generator has "
+                           f"{inputs} style inputs), not {from_layer}")
+    a, b = latents(count, generator.z_dim, seed_a), latents(count, generator.z_dim, seed_b)
+    options = {"truncation": truncation} if truncation != 1 else {}
     with models.evaluating(generator):
-        rows = [generator(a, truncation=truncation), generator(b, truncation=truncation),
-                generator.mixed(a, b, from_layer, truncation)]
-    return np.concatenate([imaging.to_uint8(row, generator.output_range) for row in rows])
+        for z in (a, b):
+            for i in range(0, count, batch_size):
+                yield imaging.to_uint8(generator(z[i : i + batch_size].to(device), **options), generator.output_range)
+        for i in range(0, count, batch_size):
+            mixed = mapping.mixed(generator, a[i : i + batch_size].to(device), b[i : i + batch_size].to(device),
+                                  from_layer, truncation)
+            yield imaging.to_uint8(mixed, generator.output_range)
 
 
 def latents_between(z_dim: int, seed_a: int, seed_b: int, fractions: Iterable[float]) -> torch.Tensor:
@@ -117,27 +152,129 @@ def latents_between(z_dim: int, seed_a: int, seed_b: int, fractions: Iterable[fl
 
 
 def walk(generator: torch.nn.Module, count: int, seed: int, device: torch.device,
-         labels: np.ndarray | None = None, truncation: float = 1.0) -> np.ndarray:
-    """``count`` faces evenly along the great circle from the latent of face 0 of ``seed``
-    to that of ``seed`` + 1 (the ends included), with one row of ``labels`` each for a
-    conditional generator."""
+         labels: np.ndarray | None = None, truncation: float = 1.0) -> Iterator[np.ndarray]:
+    """``count`` faces, in batches, evenly along the great circle from the latent of face
+    0 of ``seed`` to that of ``seed`` + 1 (the ends included), with one row of ``labels``
+    each for a conditional generator."""
     z = latents_between(generator.z_dim, seed, seed + 1, np.linspace(0.0, 1.0, count))
-    return generate(generator, count, seed, device, labels=labels, z=z, truncation=truncation)
+    return batches(generator, count, seed, device, labels=labels, z=z, truncation=truncation)
 
 
 def varying(generator: torch.nn.Module, conditions: Conditions, name: str, count: int, seed: int,
-            device: torch.device, wanted: dict[str, int] | None = None) -> np.ndarray:
-    """2 x ``count`` images: ``count`` latents with ``name`` = 0, then the same latents
-    with ``name`` = 1. Everything else is held fixed per latent: the ``wanted`` values,
-    and the other attributes as drawn (from the training data's joint distribution)."""
+            device: torch.device, wanted: dict[str, int] | None = None) -> Iterator[np.ndarray]:
+    """2 x ``count`` images in batches: ``count`` latents with ``name`` = 0, then the same
+    latents with ``name`` = 1. Everything else is held fixed per latent: the ``wanted``
+    values, and the other attributes as drawn (from the training data's joint distribution)."""
     labels = conditions.sample(count, seed, wanted)
     column = conditions.names.index(name)
     z = latents(count, generator.z_dim, seed)
-    rows = []
     for value in (0, 1):
         labels[:, column] = value
-        rows.append(generate(generator, count, seed, device, labels=labels, z=z))
-    return np.concatenate(rows)
+        yield from batches(generator, count, seed, device, labels=labels.copy(), z=z)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``facegan generate`` is asked to make (see ``make``)."""
+
+    n: int = 16
+    seed: int = 0
+    out: str = "faces.png"  # a .png path: one grid; anything else: a folder of numbered PNGs
+    attr: dict[str, int] | None = None  # conditional models: values asked for
+    interpolate: bool = False  # a walk of n faces from seed to seed + 1
+    truncation: float = 1.0
+    mix: tuple[int, int] | None = None  # style mixing of two seeds' faces
+    mix_from: int = 4
+    vary: str | None = None  # n faces with the attribute 0, over the same faces with it 1
+
+    @property
+    def rows(self) -> int:
+        return 3 if self.mix is not None else 2 if self.vary else 1
+
+    def check(self) -> None:
+        """Refuse what no model could make (the model's own limits are checked by ``make``)."""
+        if not 1 <= self.n <= MAX_IMAGES:
+            raise FaceganError(f"-n must be between 1 and {MAX_IMAGES:,}, not {self.n:,}")
+        for seed in (self.seed, *(self.mix or ())):
+            if not 0 <= seed <= SEED_MAX:
+                raise FaceganError(f"a seed must be between 0 and {SEED_MAX:,}, not {seed:,}")
+        if self.interpolate and self.seed == SEED_MAX:
+            raise FaceganError(f"--interpolate walks to the next seed: --seed must be below {SEED_MAX:,}")
+        if is_grid(self.out) and self.n * self.rows > MAX_GRID:
+            made = f" (this makes {self.rows} x -n)" if self.rows > 1 else ""
+            raise FaceganError(f"a grid holds at most {MAX_GRID:,} faces; give --out a folder for more{made}")
+        if self.interpolate and (self.vary or self.n < 2):
+            raise FaceganError("--interpolate walks -n >= 2 faces between two seeds; it does not go with --vary"
+                               if self.vary else f"--interpolate needs -n of at least 2 (the two ends), not {self.n}")
+        if self.mix is not None and (self.interpolate or self.vary or self.attr is not None):
+            raise FaceganError("--mix makes its own grid; it does not go with --interpolate, --vary or --attr")
+
+
+MAX_IMAGES = 1_000_000  # -n: at most this many (their latents are held in memory)
+
+
+def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None, request: Request,
+         device: torch.device, source: str = "the generator", progress: Callable[[int, int], None] | None = None,
+         note: Callable[[str], None] | None = None) -> str:
+    """Make and write what ``request`` asks of the generator (``source``: its name in the
+    result), a batch at a time (a folder of any size fits in memory; ``progress(written,
+    total)`` after each batch); every combination that cannot work is refused before
+    anything is drawn. Returns what was written, in words; ``note`` is told what was
+    drawn for the user where they did not say."""
+    r, note = request, note or (lambda text: None)
+    r.check()
+    rows, total = r.rows, r.n * r.rows
+    if r.mix is not None:
+        images = mixing(generator, config, r.n, *r.mix, r.mix_from, device, r.truncation)
+        save(images, r.out, columns=r.n, progress=_counted(progress, total))
+        return (f"wrote style mixing from {source} to {r.out}: seed {r.mix[0]}'s {r.n} faces, seed {r.mix[1]}'s, "
+                f"then seed {r.mix[0]}'s styles before input {r.mix_from} with seed {r.mix[1]}'s from it on")
+    check_truncation(config, r.truncation)
+    truncated = f" (truncation {r.truncation:g})" if r.truncation != 1 else ""
+    if conditions is None:
+        if r.attr is not None or r.vary:
+            raise FaceganError(f"{source} is an unconditional model: it takes no --attr or --vary (train a "
+                               "conditional one: facegan train --help lists the presets)")
+        if r.interpolate:
+            save(walk(generator, r.n, r.seed, device, truncation=r.truncation), r.out, columns=r.n,
+                 progress=_counted(progress, total))
+            return (f"wrote a walk of {r.n} faces from seed {r.seed} to seed {r.seed + 1} from {source} to "
+                    f"{r.out}{truncated}")
+        save(batches(generator, r.n, r.seed, device, truncation=r.truncation), r.out,
+             progress=_counted(progress, total))
+        return f"wrote {r.n} image{'s' if r.n != 1 else ''} from {source} to {r.out}{truncated}"
+    wanted = dict(r.attr or {})
+    conditions.check(wanted)
+    if r.vary:
+        conditions.check({r.vary: 0})
+        if r.vary in wanted:
+            raise FaceganError(f"--vary {r.vary} cannot also be fixed by --attr")
+    drawn = [n for n in conditions.names if n not in wanted and n != r.vary]
+    if not wanted:
+        note(f"no --attr given: drawing {', '.join(drawn)} as the training images have them")
+    elif drawn and conditions.matching(wanted) == 0:
+        note(f"no training image has {assignments(wanted)}: drawing {', '.join(drawn)} each from its overall share")
+    if r.vary:
+        images = varying(generator, conditions, r.vary, r.n, r.seed, device, wanted)
+        what = f"{r.n} faces with {r.vary}=0 (first row) and the same faces with {r.vary}=1 (second row)"
+    elif r.interpolate:  # one set of labels for the whole walk
+        images = walk(generator, r.n, r.seed, device, conditions.sample(1, r.seed, wanted).repeat(r.n, axis=0))
+        what = f"a walk of {r.n} faces from seed {r.seed} to seed {r.seed + 1}"
+    else:
+        images = batches(generator, r.n, r.seed, device, labels=conditions.sample(r.n, r.seed, wanted))
+        what = f"{r.n} face{'s' if r.n != 1 else ''}"
+    save(images, r.out, columns=r.n if rows > 1 or r.interpolate else None, progress=_counted(progress, total))
+    given = assignments(wanted) if wanted else "no attribute fixed"
+    return (f"wrote {what} from {source} to {r.out}: {given}"
+            + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
+
+
+def assignments(wanted: dict[str, int]) -> str:
+    return ",".join(f"{name}={value}" for name, value in wanted.items())
+
+
+def _counted(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
+    return (lambda done: progress(done, total)) if progress else None
 
 
 def is_grid(out: str | Path) -> bool:

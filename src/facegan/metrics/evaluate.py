@@ -20,9 +20,8 @@ from facegan.conditions import Conditions
 from facegan.config import EvalConfig
 from facegan.data.cache import Cache, cache_root, open_cache
 from facegan.errors import FaceganError
-from facegan.metrics import distances
+from facegan.metrics import distances, registry
 from facegan.metrics.attributes import AttributeClassifier
-from facegan.metrics.faces import face_rate
 from facegan.metrics.inception import Inception
 
 Progress = Callable[[int, int], None]
@@ -70,13 +69,8 @@ def reference_features(images: np.ndarray, n: int, inception: Inception, seed: i
 
 
 def compare(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-    """Every figure of two feature sets."""
-    kid_mean, kid_std = distances.kid(real, fake)
-    precision, recall = distances.precision_recall(real, fake)
-    near_copies, distance_ratio = distances.memorisation(real, fake)
-    return {"fid": distances.fid(real, fake), "kid_mean": kid_mean, "kid_std": kid_std,
-            "precision": precision, "recall": recall, "diversity": distances.diversity(real, fake),
-            "near_copies": near_copies, "nearest_real_ratio": distance_ratio}
+    """Every registered figure of two Inception feature sets."""
+    return registry.evaluate(registry.Evidence(real, fake, np.empty((0, 1, 1, 3), np.uint8)), ("inception",))
 
 
 def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
@@ -89,14 +83,14 @@ def samples_of(generator: torch.nn.Module, n: int, seed: int, device: torch.devi
 
 def judge(fakes: np.ndarray, real_features: np.ndarray, inception: Inception,
           progress: Progress | None = None, phase: Phase | None = None) -> dict[str, float]:
-    """Every figure of the samples ``fakes`` against the real features."""
+    """Every registered figure of the samples ``fakes`` against the real features."""
     phase = phase or (lambda name: None)
     phase(f"samples through Inception ({len(fakes):,})")
-    fake_features = inception.features(fakes, progress=progress)
-    phase("distances: FID, KID, precision, recall, diversity, near-copies")
-    figures = compare(real_features, fake_features)
+    evidence = registry.Evidence(real_features, inception.features(fakes, progress=progress), fakes)
+    phase("distances: " + ", ".join(f.label for f in registry.FIGURES.values() if f.needs == "inception"))
+    figures = registry.evaluate(evidence, ("inception",))
     phase(f"face detection ({len(fakes):,} samples)")
-    return {**figures, "face_rate": face_rate(fakes)}
+    return {**figures, **registry.evaluate(evidence, ("samples",))}
 
 
 class DuringTraining:

@@ -1,40 +1,46 @@
 """Generators and discriminators, one module per family, and the registry of families.
 
 Adding a family: a module here ending in ``FAMILY = Family(...)`` (see
-``facegan.models.family``), its entry in ``FAMILIES`` below, a preset in
-``facegan/presets``, and its tests. Every network is called as ``net(input, labels)``:
-``labels`` is None for an unconditional one and a (N, attributes) 0/1 tensor for a
-conditional one."""
+``facegan.models.family``), a preset in ``facegan/presets``, and its tests. The
+registry finds the module by itself: no list to edit. Every network is called as
+``net(input, labels)``: ``labels`` is None for an unconditional one and a (N,
+attributes) 0/1 tensor for a conditional one."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
 
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
-from facegan.models import dcgan, progan, projected, stylegan2, thesis
 from facegan.models.family import Family
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (thesis.FAMILY, dcgan.FAMILY, projected.FAMILY, progan.FAMILY,
-                                                        stylegan2.FAMILY)}
+
+def _discover() -> dict[str, Family]:
+    """Every ``FAMILY`` declared by a module of this package, by name."""
+    found: dict[str, Family] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        family = getattr(importlib.import_module(f"{__name__}.{module.name}"), "FAMILY", None)
+        if isinstance(family, Family):
+            if family.name in found:
+                raise RuntimeError(f"two model families are called {family.name}")
+            found[family.name] = family
+    return found
+
+
+FAMILIES: dict[str, Family] = _discover()
 
 
 def family_of(model: ModelConfig) -> Family:
     if model.family not in FAMILIES:
         raise FaceganError(f"model.family must be one of {', '.join(FAMILIES)}, not {model.family!r}")
     return FAMILIES[model.family]
-
-
-def check(model: ModelConfig) -> None:
-    """Refuse settings the model's family cannot build, naming the first problem."""
-    problems = family_of(model).problems(model)
-    if problems:
-        raise FaceganError(problems[0])
 
 
 def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
@@ -47,21 +53,6 @@ def build_generator(model: ModelConfig) -> nn.Module:
     """The generator alone, to load trained weights into (its initial weights are not
     those ``build`` gives)."""
     return family_of(model).generator(model)
-
-
-def grow(networks: Iterable[nn.Module], images_seen: int) -> None:
-    """Tell networks that grow during training (family progan) how many images
-    training has seen; others ignore it."""
-    for network in networks:
-        grow_to = getattr(network, "grow_to", None)
-        if grow_to is not None:
-            grow_to(images_seen)
-
-
-def growth_figures(network: nn.Module) -> dict[str, float]:
-    """Where a growing network is (its level and newest stage's side); {} for others."""
-    figures = getattr(network, "growth_figures", None)
-    return figures() if figures is not None else {}
 
 
 @contextmanager
@@ -102,9 +93,12 @@ def gflop_per_image(model: ModelConfig) -> float:
 
     from facegan.conditions import attribute_names
 
+    family = family_of(model)
     with torch.device("meta"):
         generator, discriminator = (network.eval() for network in build(model))  # eval: no random draws
-        grow((generator, discriminator), 2**62)
+        if family.growth is not None:
+            for network in (generator, discriminator):
+                family.growth.grow_to(network, 2**62)
         attributes = len(attribute_names(model.attributes))
         labels = torch.zeros(1, attributes) if attributes else None
         with FlopCounterMode(display=False) as counter:
@@ -117,8 +111,8 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def frozen_parameter_count(module: nn.Module) -> int:
-    """Weights the network uses but training never changes (a pretrained feature network)."""
-    counted = getattr(module, "frozen_parameter_count", None)
-    return (counted() if counted else 0) + sum(p.numel() for p in module.parameters() if not p.requires_grad)
-
+def frozen_parameter_count(family: Family, discriminator: nn.Module) -> int:
+    """Weights the discriminator uses but training never changes (a pretrained feature
+    network, fixed random layers; the family counts those it keeps outside its modules)."""
+    return family.frozen_parameters(discriminator) + sum(p.numel() for p in discriminator.parameters()
+                                                         if not p.requires_grad)

@@ -29,14 +29,25 @@ Conditioned on ``conditions`` binary attributes (a CGAN; labels are 0/1 floats, 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from facegan.conditions import attribute_names
-from facegan.config import ModelConfig
+from facegan.config import ModelConfig, setting
 from facegan.models.conditioning import ConditionalBatchNorm2d, projection, run_layers, signs
-from facegan.models.family import Family, initialise, spectral_normalise
+from facegan.models.family import Family, dropout_setting, init_setting, initialise, spectral_normalise
+
+
+@dataclass
+class Settings:
+    """[model.dcgan]"""
+
+    d_dropout: float = dropout_setting()
+    init: str = init_setting()
+    d_spectral_norm: bool = setting(False, "spectral normalisation on every discriminator layer (replaces its "
+                                           "batch norm)")
 
 
 def stages(resolution: int) -> int:
@@ -119,17 +130,17 @@ def make_generator(m: ModelConfig) -> nn.Module:
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    s = m.family_settings
     conditions = len(attribute_names(m.attributes))
     generator = make_generator(m)
-    discriminator = DCGANDiscriminator(m.resolution, m.d_width, m.d_dropout, batch_norm=not m.d_spectral_norm,
+    discriminator = DCGANDiscriminator(m.resolution, m.d_width, s.d_dropout, batch_norm=not s.d_spectral_norm,
                                        conditions=conditions, attribute_head=attribute_head)
     for network in (generator, discriminator):
-        initialise(network, m.init)
-    if m.d_spectral_norm:
+        initialise(network, s.init)
+    if s.d_spectral_norm:
         spectral_normalise(discriminator)
     return generator, discriminator
 
 
 FAMILY = Family("dcgan", "Radford et al.'s DCGAN (batch norm, tanh), optionally conditional (CGAN, projection D)",
-                build, make_generator, min_resolution=8,
-                fields=("d_dropout", "init", "d_spectral_norm", "attributes"))
+                build, make_generator, min_resolution=8, settings=Settings, conditional=True)

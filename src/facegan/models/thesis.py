@@ -15,12 +15,22 @@ even-sized input, which is PyTorch's padding=1.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from facegan.config import ModelConfig
-from facegan.models.family import Family, initialise
+from facegan.models.family import Family, dropout_setting, init_setting, initialise
+
+
+@dataclass
+class Settings:
+    """[model.thesis]"""
+
+    d_dropout: float = dropout_setting()
+    init: str = init_setting()
+
 
 START = 8  # both networks meet at an 8x8 feature map
 
@@ -74,12 +84,13 @@ def make_generator(m: ModelConfig) -> nn.Module:
 
 
 def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+    s = m.family_settings
     generator = make_generator(m)
-    discriminator = ThesisDiscriminator(m.resolution, m.d_width, m.d_dropout)
+    discriminator = ThesisDiscriminator(m.resolution, m.d_width, s.d_dropout)
     for network in (generator, discriminator):
-        initialise(network, m.init)
+        initialise(network, s.init)
     return generator, discriminator
 
 
 FAMILY = Family("thesis", "the 2022 thesis's Keras DCGAN: no batch norm, sigmoid output in [0, 1]", build,
-                make_generator, min_resolution=16, fields=("d_dropout", "init"))
+                make_generator, min_resolution=16, settings=Settings)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,13 +11,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facegan import files
 from facegan import images as imaging
-
-COLOURS = {"loss_d": (214, 69, 65), "loss_g": (52, 101, 164), "d_real": (78, 154, 6), "d_fake": (204, 121, 0),
-           "fid": (117, 80, 123), "rate_Male": (52, 101, 164), "real_rate_Male": (136, 138, 133)}
-LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "mean D(real)", "d_fake": "mean D(fake)",
-          "fid": "FID (evaluations during training)", "rate_Male": "samples",
-          "real_rate_Male": "real images (the same classifier)"}
-
+from facegan.figures import Figure
+from facegan.metrics import registry
 
 GIF_FRAMES = 60  # at most: a long run's animation samples its epochs evenly, so it costs the same to make
 
@@ -56,9 +52,10 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: Sequence[dict[str, Any]],
-           keys: Sequence[str], title: str, font, fixed: tuple[float, float] | None = None) -> None:
+           figures: Sequence[Figure], title: str, font, fixed: tuple[float, float] | None = None) -> None:
     left, top, right, bottom = box
     steps = [r["step"] for r in rows]
+    keys = [f.name for f in figures]
     values = [r[k] for r in rows for k in keys if k in r]
     if not values:
         return
@@ -79,34 +76,60 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: Sequ
         x = xy(tick, lo)[0]
         draw.text((x, bottom + 6), f"{int(tick):,}", fill=(90, 90, 90), font=font, anchor="ma")
     draw.rectangle([left, top, right, bottom], outline=(120, 120, 120))
-    legend_x = left + 10
-    for key in keys:
-        points = [xy(r["step"], r[key]) for r in rows if key in r]
+    legend_x = left + 20 + int(draw.textlength(title, font=font))  # beside the title: never under a curve
+    for figure in figures:
+        colour = figure.colour
+        points = [xy(r["step"], r[figure.name]) for r in rows if figure.name in r]
         if len(points) > 1:
-            draw.line(points, fill=COLOURS[key], width=2)
+            draw.line(points, fill=colour, width=2)
         elif points:
-            draw.ellipse([points[0][0] - 3, points[0][1] - 3, points[0][0] + 3, points[0][1] + 3], fill=COLOURS[key])
-        draw.line([(legend_x, top + 14), (legend_x + 20, top + 14)], fill=COLOURS[key], width=3)
-        draw.text((legend_x + 26, top + 14), LABELS[key], fill=(30, 30, 30), font=font, anchor="lm")
-        legend_x += 40 + int(draw.textlength(LABELS[key], font=font))
+            draw.ellipse([points[0][0] - 3, points[0][1] - 3, points[0][0] + 3, points[0][1] + 3], fill=colour)
+        draw.line([(legend_x, top - 14), (legend_x + 20, top - 14)], fill=colour, width=3)
+        draw.text((legend_x + 26, top - 14), figure.label, fill=(30, 30, 30), font=font, anchor="lm")
+        legend_x += 40 + int(draw.textlength(figure.label, font=font))
+
+
+PALETTE = ((52, 101, 164), (214, 69, 65), (78, 154, 6), (204, 121, 0), (117, 80, 123), (193, 125, 17))
+
+
+def panels(rows: Sequence[dict[str, Any]]) -> dict[str, list[Figure]]:
+    """The registered figures the rows hold, by the panel each is drawn in, in the
+    registry's order. Per-attribute figures come once per attribute the run audits, each
+    attribute in its own colour: its share in the samples solid, in real images paler."""
+    found: dict[str, dict[str, Figure]] = {}
+    for row in rows:
+        for figure, _ in registry.in_row(row):
+            if figure.panel is not None:
+                found.setdefault(figure.panel, {}).setdefault(figure.name, figure)
+    attributes = sorted({name.split("rate_", 1)[1] for figures in found.values() for name in figures
+                         if name.startswith(("rate_", "real_rate_"))})
+    result = {}
+    for panel, figures in found.items():
+        result[panel] = []
+        for figure in figures.values():
+            if figure.name.startswith(("rate_", "real_rate_")):
+                colour = PALETTE[attributes.index(figure.name.split("rate_", 1)[1]) % len(PALETTE)]
+                if figure.name.startswith("real_"):
+                    colour = tuple((c + 2 * 255) // 3 for c in colour)
+                figure = replace(figure, colour=colour)
+            result[panel].append(figure)
+    return result
 
 
 def plot(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """Panels against the training step: the losses, D's mean outputs, and FID when the
-    run was evaluated during training."""
-    with_fid = any("fid" in r for r in rows)
-    with_men = any("rate_Male" in r for r in rows)
-    width, height = 960, 660 + 280 * with_fid + 280 * with_men
+    """One panel against the training step for each panel of the registered figures the
+    rows hold: the losses, D's mean outputs, and, where the run logged them, a growing
+    model's level, FID and the audited attributes' shares."""
+    found = panels(rows)
+    heights = [200 if panel not in (registry.LOSSES, registry.OUTPUTS) else 240 for panel in found]
+    width, height = 960, 20 + sum(h + 80 for h in heights)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
-    _panel(draw, (70, 40, width - 30, 280), rows, ["loss_d", "loss_g"], "losses", font)
-    _panel(draw, (70, 360, width - 30, 600), rows, ["d_real", "d_fake"], "discriminator outputs (0 fake, 1 real)", font, (0.0, 1.0))
-    if with_fid:
-        _panel(draw, (70, 680, width - 30, 880), rows, ["fid"], "FID against training images (lower is better)", font)
-    if with_men:
-        top = 680 + 280 * with_fid
-        _panel(draw, (70, top, width - 30, top + 200), rows, ["rate_Male", "real_rate_Male"],
-               "share of men, read by the attribute classifier", font, (0.0, 1.0))
+    top = 40
+    for (panel, figures), h in zip(found.items(), heights):
+        fixed = next((f.limits for f in figures if f.limits is not None), None)
+        _panel(draw, (70, top, width - 30, top + h), rows, figures, panel, font, fixed)
+        top += h + 80
     draw.text((width // 2, height - 6), "training step", fill=(30, 30, 30), font=font, anchor="ms")
     files.atomic_write(path, lambda f: image.save(f, format="PNG"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from facegan import checkpoint, files
+from facegan import checkpoint, configure, files
 from facegan import config as cfg
 from facegan.errors import FaceganError
 
@@ -150,6 +150,16 @@ class RunLock:
             self.descriptor = None
 
 
+DEFAULT_PRESET = "thesis128"  # what `facegan train` trains when given no preset
+
+
+def asked_for(preset: str | None, config_file: str | Path | None, notes: list[str] | None = None) -> cfg.Config:
+    """The settings a command asks for: the preset (default thesis128), with the TOML
+    file's settings on top when one is given (it needs only the fields it changes)."""
+    base = configure.preset(preset or DEFAULT_PRESET)
+    return configure.file(config_file, notes, base=base) if config_file else base
+
+
 @dataclass
 class RunPlan:
     """What ``train`` will do: the effective config, the checkpoint it resumes from (and
@@ -174,35 +184,59 @@ def plan(
     A run directory that already holds checkpoints is resumed: the config saved in its
     latest checkpoint is the base (config.toml is a copy for people), and ``overrides``
     may change training fields (more epochs, say) but not the model. ``resume=True``
-    insists on that. Otherwise the base is the preset or config file, then ``overrides``.
+    insists on that. Otherwise the base is the preset (default thesis128) with the config
+    file on top, then ``overrides``.
     """
     run = RunDir(run_dir)
     overrides = overrides or {}
     latest = run.latest_checkpoint()
     if resume and latest is None:
         raise FaceganError(f"nothing to resume: {run.root} holds no checkpoint")
+    notes: list[str] = []
     if latest is None:
-        if preset and config_file:
-            raise FaceganError("give --preset or --config, not both")
-        base = cfg.load_file(config_file) if config_file else cfg.load_preset(preset or "thesis128")
-        return RunPlan(cfg.validate(cfg.override(base, overrides)), run, None)
+        return RunPlan(configure.override(asked_for(preset, config_file, notes), overrides), run, None, notes=notes)
 
     state = checkpoint.TrainingState.load(latest)
-    base = cfg.validate(cfg.from_dict(state.config, str(latest)))
-    notes = []
+    base = configure.from_dict(state.config, str(latest), notes)
     try:
-        if cfg.load_file(run.config_path) != base:
+        if configure.file(run.config_path) != base:
             notes.append(f"{run.config_path} differs from the settings saved in {latest.name}; resuming with the "
                          "checkpoint's (change training settings with flags; config.toml is rewritten to match)")
     except FaceganError as e:
         notes.append(f"{e}; resuming with the settings saved in {latest.name}")
     # the model the command asks for: its preset or file with its flags (the same command resumes)
-    asked = cfg.load_file(config_file) if config_file else cfg.load_preset(preset) if preset else base
-    differences = cfg.model_differences(base.model, cfg.validate(cfg.override(asked, overrides)).model)
-    config = cfg.validate(cfg.override(base, overrides))
+    asked = asked_for(preset, config_file) if preset or config_file else base
+    differences = cfg.model_differences(base.model, configure.override(asked, overrides).model)
+    config = configure.override(base, overrides)
     if differences:
         raise FaceganError(
             f"cannot resume {run.root} with a different model ({'; '.join(differences)}); "
             "start a new run directory instead"
         )
     return RunPlan(config, run, latest, state, notes)
+
+
+def describe(plan: RunPlan) -> str:
+    """What ``train --dry-run`` shows: the run directory, the data, the effective config
+    and both networks with their parameter counts. The networks are built on the meta
+    device (nothing is allocated or computed), after the check that training them would
+    fit in the device's memory."""
+    import torch
+
+    from facegan import models
+    from facegan.data import describe_data
+    from facegan.devices import resolve_device
+
+    config = plan.config
+    m, t = config.model, config.train
+    models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, resolve_device(t.device))
+    family = models.family_of(m)
+    with torch.device("meta"):
+        generator, discriminator = models.build(m, t.attribute_loss > 0)
+    lines = [f"run directory: {plan.run.root}" + (f" (would resume {plan.resume_from})" if plan.resume_from else ""),
+             f"data: {describe_data(config.data, m.resolution)}", cfg.to_toml(config)]
+    for name, net, frozen in (("generator", generator, 0),
+                              ("discriminator", discriminator, models.frozen_parameter_count(family, discriminator))):
+        lines.append(f"{name}: {models.parameter_count(net):,} trainable parameters"
+                     + (f", {frozen:,} frozen (pretrained or fixed, never trained)" if frozen else "") + f"\n{net}\n")
+    return "\n".join(lines)

@@ -192,14 +192,6 @@ class CompiledOrEager(nn.Module):
         self.__dict__["compiled"] = compiled  # the same parameters: not registered twice
         self.failed: str | None = None  # why compiling failed, once it has
 
-    def __getattr__(self, name: str):
-        """The network's own attributes and methods (a growing D's ``gradient_scale``, a
-        style generator's ``path_length_penalty``), as if it were not wrapped."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["network"], name)
-
     def forward(self, *args, **kwargs):
         if self.failed is None:
             try:

@@ -18,8 +18,9 @@ The discriminators return logits. The losses (``Objective.loss``):
 R1 (Mescheder et al. 2018): gamma/2 times the squared gradient norm of D's output
 with respect to real images, added to D's loss; lazily, every ``r1_every`` steps,
 scaled by ``r1_every`` (StyleGAN2). Path-length regularisation (StyleGAN2, generators
-with a mapping network): the generator's ``path_length_penalty`` on half the step's
-latents, times ``pl_weight``, every PL_EVERY steps, scaled by PL_EVERY. DiffAugment: D
+with a mapping network): the family's path-length penalty of the generator on half the
+step's latents, times ``pl_weight``, every PL_EVERY steps, scaled by PL_EVERY. R1 is
+multiplied by ``r1_scale()``, which a growing family sets (its D at a smaller stage). DiffAugment: D
 sees real and fake images only through ``facegan.train.augment``.
 
 Conditional networks (a CGAN) get the real batch's labels: D judges each real image
@@ -86,6 +87,8 @@ class Objective:
     output_range: tuple[float, float] = (-1.0, 1.0)
     attribute_loss: float = 0.0
     pl_weight: float = 0.0
+    r1_scale: Callable[[], float] = lambda: 1.0  # R1's factor now (a growing D judges smaller images)
+    path_length_penalty: Callable[[torch.Tensor], torch.Tensor] | None = None  # G's, for pl_weight (a mapping network)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return LOSSES[self.loss].d(real_logits, fake_logits)
@@ -125,15 +128,15 @@ class Objective:
             logits, attributes = self.judge(discriminator, real, labels)
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = gradient.float().square().sum(dim=(1, 2, 3)).mean() * (self.r1_gamma / 2) * self.r1_every
-        penalty = penalty * getattr(discriminator, "gradient_scale", 1.0)  # D at a smaller size (family progan)
+        penalty = penalty * self.r1_scale()
         return logits, attributes, penalty
 
-    def path_length(self, generator: nn.Module, z: torch.Tensor, step: int) -> torch.Tensor | None:
+    def path_length(self, z: torch.Tensor, step: int) -> torch.Tensor | None:
         """The lazy, scaled path-length penalty of a generator with a mapping network on
         half of the step's latents, every PL_EVERY steps; else None. In fp32."""
         if self.pl_weight == 0 or step % PL_EVERY:
             return None
-        return generator.path_length_penalty(z[: max(1, len(z) // 2)]) * self.pl_weight * PL_EVERY
+        return self.path_length_penalty(z[: max(1, len(z) // 2)]) * self.pl_weight * PL_EVERY
 
     def attribute_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
         """How badly D's attribute head reads ``labels`` (mean binary cross-entropy); None when off."""
@@ -193,7 +196,7 @@ def thesis_step(
     attributes_fake = objective.attribute_error(fake_attributes, labels)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
-    path_length = objective.path_length(generator, z, step)
+    path_length = objective.path_length(z, step)
     g_grads = torch.autograd.grad(objective.total(loss_g, path_length, attributes_fake), g_params,
                                  retain_graph=True, allow_unused=True)  # a growing network's later stages wait
     d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params, allow_unused=True)
@@ -234,7 +237,7 @@ def alternating_step(
         g_logits, fake_attributes = objective.judge(discriminator, fake, labels)
     loss_g = objective.g_loss(g_logits)
     attributes_fake = objective.attribute_error(fake_attributes, labels)
-    path_length = objective.path_length(generator, z, step)
+    path_length = objective.path_length(z, step)
     g_optimizer.zero_grad(set_to_none=True)
     objective.total(loss_g, path_length, attributes_fake).backward()
     g_optimizer.step()

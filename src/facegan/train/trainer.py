@@ -14,25 +14,22 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from facegan import checkpoint, models, sample
+from facegan import checkpoint, configure, models
 from facegan import config as cfg
-from facegan import images as imaging
 from facegan.conditions import Conditions, attribute_names
 from facegan.data import load_images
-from facegan.data.loader import BatchLoader
+from facegan.devices import resolve_device
 from facegan.errors import FaceganError
-from facegan.train import augment, distributed, report, speed
-from facegan.train.distributed import ALONE, World
+from facegan.train import distributed, report
+from facegan.train.distributed import World
+from facegan.train.kinds import KINDS, Training
 from facegan.train.run import RunPlan
-from facegan.train.ema import MovingAverage
-from facegan.train.steps import STEPS, Objective
 from facegan.train.stopping import StopRequest
 
 STOPPED_BY = {"SIGINT": "interrupted", "SIGTERM": "terminated"}  # the summary's reason for each signal
@@ -62,18 +59,6 @@ class Observer:
     def on_end(self, summary: dict[str, Any]) -> None: ...
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FaceganError(f"unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FaceganError(f"device {name} was asked for but CUDA is not available here")
-    return device
-
-
 class _Running:
     """Per-step figures summed on the device; read back (one sync) only when logged. A
     figure not given every step (R1, on its steps only) is averaged over its own steps."""
@@ -99,89 +84,6 @@ class _Running:
         means["images_per_s"] = round(self.steps * batch_size / max(seconds, 1e-9), 2)
         self.reset()
         return means
-
-
-@dataclass
-class TrainingSetup:
-    """Everything one training step needs, made the same way for training, benchmarks and tests."""
-
-    config: cfg.Config
-    device: torch.device
-    fast: speed.SpeedPlan
-    generator: torch.nn.Module  # the networks themselves: optimisers and checkpoints use these
-    discriminator: torch.nn.Module
-    g_optimizer: torch.optim.Optimizer
-    d_optimizer: torch.optim.Optimizer
-    g_train: torch.nn.Module  # what the step calls: the networks, or their compiled wrappers
-    d_train: torch.nn.Module
-    loader: BatchLoader
-    objective: Objective
-    average: MovingAverage | None  # the generator's moving average, when train.ema_kimg > 0
-    world: World = ALONE  # the processes training together, and this one's place among them
-    steps_taken: int = 0  # set on resume: lazy R1 and the average's ramp-up count steps
-
-    def latents(self) -> torch.Tensor:
-        """This process's latents for the next step: the whole batch's, drawn alike on
-        every rank (so the shared random state advances alike), then its slice of them."""
-        t, world = self.config.train, self.world
-        z = torch.randn(t.batch_size, self.config.model.z_dim, device=self.device)
-        share = t.batch_size // world.size
-        return z[world.rank * share : (world.rank + 1) * share] if world.several else z
-
-    def step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One training step on a real batch (and its labels, for a conditional model)."""
-        with distributed.own_randomness(self.world, self.config.train.seed, self.steps_taken, self.device):
-            return self._step(real, z, labels)
-
-    def _step(self, real: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        self.steps_taken += 1
-        batch = self.config.train.batch_size
-        models.grow([self.generator, self.discriminator] + ([self.average.module] if self.average is not None else []),
-                    (self.steps_taken - 1) * batch)
-        if self.fast.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        figures = STEPS[self.config.train.step](self.g_train, self.d_train, self.g_optimizer, self.d_optimizer,
-                                                real, z, self.objective, self.steps_taken,
-                                                lambda: self.fast.autocast(self.device), labels)
-        if self.average is not None:
-            self.average.update(self.generator, batch, self.steps_taken * batch)
-        return figures
-
-    @property
-    def sampler(self) -> torch.nn.Module:
-        """The generator that samples, evaluations and checkpoints' users see: the average if kept."""
-        return self.average.module if self.average is not None else self.generator
-
-
-def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
-           labels: np.ndarray | None = None, world: World = ALONE) -> TrainingSetup:
-    """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader
-    (of ``images``, and of their ``labels`` for a conditional model); with several
-    processes, this one's share of each batch and optimisers that average gradients."""
-    m, t = config.model, config.train
-    distributed.check_batch(world, t.batch_size)
-    fast = speed.resolve(config.speed, device, images.nbytes, model=m)
-    speed.apply_globals(fast)
-    torch.manual_seed(t.seed)
-    generator, discriminator = (distributed.share_batch_norm(network, world, device).to(device)
-                                for network in models.build(m, attribute_head=t.attribute_loss > 0))
-    for network in (generator, discriminator):
-        distributed.same_weights(network, world)
-    optimizers = (speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
-                  speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast))
-    for optimizer in optimizers:
-        distributed.average_gradients_before_steps(optimizer, world)
-    return TrainingSetup(
-        config, device, fast, generator, discriminator, *optimizers,
-        speed.prepare_network(generator, fast), speed.prepare_network(discriminator, fast),
-        BatchLoader(images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
-                    channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels,
-                    shard=(world.rank, world.size)),
-        Objective(t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range,
-                  t.attribute_loss, t.pl_weight),
-        MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
-        world,
-    )
 
 
 def train(plan: RunPlan, observer: Observer | None = None, images: np.ndarray | None = None,
@@ -234,7 +136,7 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     state = plan.resume_state
     if plan.resume_from is not None:
         state = state or checkpoint.TrainingState.load(plan.resume_from)
-        differences = cfg.model_differences(cfg.from_dict(state.config, str(plan.resume_from)).model, m)
+        differences = cfg.model_differences(configure.from_dict(state.config, str(plan.resume_from)).model, m)
         if differences:
             raise FaceganError(f"checkpoint {plan.resume_from} is of a different model ({'; '.join(differences)})")
         if state.world_size != world.size:
@@ -256,7 +158,8 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     conditions = Conditions.of(names, labels) if names else None
     if len(images) < t.batch_size:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
-    setup = set_up(config, device, images, labels, world)
+    family = models.family_of(m)
+    setup = KINDS[family.kind].set_up(config, device, images, labels, world)
     if world.main:
         cfg.save_file(config, plan.run.config_path)
     evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, conditions)
@@ -268,8 +171,7 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         "data": data_line, "steps_per_epoch": setup.loader.steps_per_epoch, "start_step": session.step,
         "total_steps": min(t.epochs * setup.loader.steps_per_epoch, t.max_steps or float("inf")),
         "time_limit_s": t.time_limit * 60, "resumed_from": str(plan.resume_from) if plan.resume_from else None,
-        "generator_parameters": models.parameter_count(setup.generator),
-        "discriminator_parameters": models.parameter_count(setup.discriminator),
+        "family": family.name, "kind": family.kind,
     })
     return session.run()
 
@@ -278,9 +180,10 @@ class Session:
     """One sitting of a run: from its start (or the checkpoint it resumes) to where it
     stops, with what it writes into the run directory on the way."""
 
-    def __init__(self, plan: RunPlan, observer: Observer, setup: TrainingSetup, conditions: Conditions | None,
+    def __init__(self, plan: RunPlan, observer: Observer, setup: Training, conditions: Conditions | None,
                  evaluator: Evaluation | None, state: checkpoint.TrainingState | None):
         self.config, self.run_dir, self.observer, self.setup = plan.config, plan.run, observer, setup
+        self.device = setup.device
         self.conditions, self.evaluator = conditions, evaluator
         self.world = setup.world
         self.main = self.world.main  # only the main process writes the run directory
@@ -288,12 +191,8 @@ class Session:
         self.elapsed = 0.0
         if state is not None:
             self.restore(state)
-        t = self.config.train
         if self.main:  # rows past the checkpoint (or, new, from a failed start) come again
             self.run_dir.truncate_metrics(self.step)
-        self.latents = sample.latents(t.sample_count, self.config.model.z_dim, t.seed).to(setup.device)
-        self.grid_labels = (None if conditions is None
-                            else torch.from_numpy(conditions.sample(t.sample_count, t.seed)).to(setup.device))
         self.best_fid = (min((r["fid"] for r in self.run_dir.read_metrics() if "fid" in r), default=float("inf"))
                          if self.main else float("inf"))
         self.started = self.last_saved_at = time.perf_counter()
@@ -306,16 +205,10 @@ class Session:
 
     def restore(self, state: checkpoint.TrainingState) -> None:
         s = self.setup
-        s.generator.load_state_dict(state.generator)
-        s.discriminator.load_state_dict(state.discriminator)
-        s.g_optimizer.load_state_dict(state.g_optimizer)
-        s.d_optimizer.load_state_dict(state.d_optimizer)
         self.step, self.epoch, self.position, self.elapsed = state.step, state.epoch, state.position, state.elapsed
-        s.steps_taken = self.step
-        if s.average is not None:  # a run that starts averaging on resume starts from its generator
-            s.average.module.load_state_dict(state.sampling_generator)
+        s.restore(state, self.step)
         torch.set_rng_state(state.rng["torch"].cpu())
-        if s.device.type == "cuda" and "cuda" in state.rng:
+        if self.device.type == "cuda" and "cuda" in state.rng:
             torch.cuda.set_rng_state_all([r.cpu() for r in state.rng["cuda"]])
         if self.position >= s.loader.steps_per_epoch:  # a smaller epoch now (a bigger batch, fewer images)
             self.observer.on_note(f"the checkpoint stopped {self.position:,} batches into epoch {self.epoch + 1}, "
@@ -323,17 +216,12 @@ class Session:
             self.epoch, self.position = self.epoch + 1, 0
 
     def write_state(self, path: Path) -> Path:
-        s = self.setup
         rng = {"torch": torch.get_rng_state()}
-        if s.device.type == "cuda":
+        if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint.TrainingState(
-            config=self.config.to_dict(), generator=s.generator.state_dict(),
-            discriminator=s.discriminator.state_dict(), g_optimizer=s.g_optimizer.state_dict(),
-            d_optimizer=s.d_optimizer.state_dict(), step=self.step, epoch=self.epoch, position=self.position,
-            rng=rng, elapsed=self.elapsed + time.perf_counter() - self.started,
-            generator_ema=s.average.module.state_dict() if s.average is not None else None,
-            conditions=self.conditions.state() if self.conditions is not None else None,
+            config=self.config.to_dict(), **self.setup.state(), step=self.step, epoch=self.epoch,
+            position=self.position, rng=rng, elapsed=self.elapsed + time.perf_counter() - self.started,
             world_size=self.world.size,
         ).save(path)
         return path
@@ -357,7 +245,7 @@ class Session:
             return True
         due = (self.main and bool(t.checkpoint_minutes)
                and time.perf_counter() - self.last_saved_at >= t.checkpoint_minutes * 60)
-        return distributed.agree(self.world, [due], self.setup.device)[0]  # every rank saves (or not) together
+        return distributed.agree(self.world, [due], self.device)[0]  # every rank saves (or not) together
 
     def log(self) -> None:
         if self.running.steps == 0:
@@ -365,7 +253,7 @@ class Session:
         record = {"step": self.step,
                   "epoch": round(self.epoch + self.position / self.setup.loader.steps_per_epoch, 4)}
         record.update(self.running.flush(self.config.train.batch_size))
-        record.update(models.growth_figures(self.setup.generator))
+        record.update(self.setup.log_figures())
         record["elapsed_s"] = round(self.elapsed + time.perf_counter() - self.started, 2)
         if self.main:
             self.run_dir.append_metrics(record)
@@ -397,7 +285,7 @@ class Session:
         # the main process's clock: only it knows how long its evaluations took (others wait meanwhile)
         timed_out = (self.main and bool(t.time_limit)
                      and time.perf_counter() - self.started - self.evaluating_s >= t.time_limit * 60)
-        signalled, timed_out = distributed.agree(self.world, [signalled, timed_out], self.setup.device)
+        signalled, timed_out = distributed.agree(self.world, [signalled, timed_out], self.device)
         if signalled:
             return STOPPED_BY.get(self.stop.signal_name or "", "interrupted")
         if t.max_steps and self.step >= t.max_steps:
@@ -407,7 +295,7 @@ class Session:
         return None
 
     def grid(self, path: Path) -> Path:
-        return write_samples(self.setup.sampler, self.latents, path, self.grid_labels) if self.main else path
+        return self.setup.grid(path) if self.main else path
 
     def run(self) -> dict[str, Any]:
         """Train until the last epoch, a limit or a signal; returns a summary."""
@@ -417,8 +305,8 @@ class Session:
             last_grid = None
             try:
                 while self.epoch < t.epochs and reason == "finished":
-                    for real, real_labels in loader.epoch(self.epoch, self.position):  # never empty
-                        self.running.add(setup.step(real, setup.latents(), real_labels))
+                    for batch in loader.epoch(self.epoch, self.position):  # never empty
+                        self.running.add(setup.train_step(batch))
                         self.step += 1
                         self.position += 1
                         self.observer.on_step(self.step)
@@ -452,11 +340,3 @@ class Session:
                 "checkpoint": str(self.saved) if self.saved else None,
                 "samples": str(last_grid) if last_grid else None,
                 "seconds": round(time.perf_counter() - self.started, 2)}
-
-
-def write_samples(generator: torch.nn.Module, latents: torch.Tensor, path: Path,
-                  labels: torch.Tensor | None = None) -> Path:
-    with models.evaluating(generator):
-        pictures = imaging.to_uint8(generator(latents, labels), generator.output_range)
-    imaging.save_png(imaging.grid(pictures), path)
-    return path
