@@ -73,6 +73,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000, help="images per epoch for the decode loaders")
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
+    if not args.cache and not Path(args.source).exists():
+        parser.exit(2, f"loader.py: no images at {args.source}: give --source a folder or CelebA root "
+                       "(the shared CelebA subset sits at ../shared/data/celeba beside the repository)\n")
 
     with tempfile.TemporaryDirectory() as scratch:
         cache_dir = Path(args.cache) if args.cache else Path(scratch) / "cache"

@@ -4,6 +4,7 @@ real CelebA subset is (tests that need it skip when it is absent)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from facegan import config as cfg
 from facegan import configure
 from facegan.train.run import RunPlan, RunDir
+
+# what facegan computes once and keeps (the built-in faces, reference features) goes to a
+# folder of this test session's, not the user's ~/.cache/facegan
+os.environ.setdefault("FACEGAN_CACHE", tempfile.mkdtemp(prefix="facegan-test-cache-"))
 
 # $FACEGAN_CELEBA, else the shared subset beside the repository (../shared/data/celeba)
 CELEBA = Path(os.environ.get("FACEGAN_CELEBA") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba")

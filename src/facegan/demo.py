@@ -14,7 +14,7 @@ from facegan import sample
 from facegan.data import load_images
 from facegan.metrics.swd import sliced_wasserstein
 from facegan.train.run import RunPlan, RunDir
-from facegan.devices import resolve_device
+from facegan.devices import resolve_device, threads_for_idle_cores
 from facegan.train.trainer import Observer, train
 
 MEASURE_N = 512  # samples and real faces compared by the distance
@@ -30,7 +30,11 @@ def free_run_dir(base: str = "runs/demo") -> Path:
 
 
 def run_demo(run_dir: str | None = None, observer: Observer | None = None, **settings: Any) -> dict[str, Any]:
-    """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4)."""
+    """Train the ``demo`` preset (with ``settings`` overriding it, e.g. time_limit=4). With
+    no ``threads`` setting (or 0) it uses one thread per core other work leaves idle: the
+    demo is the first thing a newcomer runs, often on a busy machine."""
+    if not settings.get("threads"):
+        settings = {**settings, "threads": threads_for_idle_cores()}
     config = configure.override(configure.preset("demo"), settings)
     run = RunDir(run_dir or free_run_dir())
     images, _, _ = load_images(config.data, config.model.resolution)

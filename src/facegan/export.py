@@ -54,7 +54,8 @@ def to_onnx(generator: torch.nn.Module, config: cfg.Config, conditions: Conditio
         import onnx  # noqa: F401  (the exporter needs both)
         import onnxscript  # noqa: F401
     except ImportError:
-        raise FaceganError("ONNX export needs the onnx and onnxscript packages: pip install 'facegan[export]'") from None
+        raise FaceganError("ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript "
+                           "onnxruntime (from a checkout of facegan: pip install -e '.[export]')") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     generator = generator.to("cpu").eval()

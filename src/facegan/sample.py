@@ -53,7 +53,10 @@ def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | 
     if run:
         found = checkpoint.latest(Path(run) / "checkpoints")
         if found is None:
-            raise FaceganError(f"{run} holds no checkpoint")
+            shipped = Path(run).name in pretrained.names()
+            hint = (f" (the shipped model is --model {Path(run).name})" if shipped
+                    else f" (train one first: facegan train --run {run} ...)")
+            raise FaceganError(f"{run} holds no checkpoint{hint}")
         return found
     if checkpoint_path:
         return Path(checkpoint_path)
@@ -193,6 +196,11 @@ class Request:
 
     def check(self) -> None:
         """Refuse what no model could make (the model's own limits are checked by ``make``)."""
+        if not str(self.out).strip():
+            raise FaceganError("--out is empty: give a .png path for one grid or a folder for numbered PNGs")
+        if Path(self.out).suffix.lower() in OTHER_IMAGE_SUFFIXES:
+            raise FaceganError(f"--out {self.out}: grids are written as PNG, and anything not ending in .png is a "
+                               f"folder; give {Path(self.out).with_suffix('.png')} or a folder name")
         if not 1 <= self.n <= MAX_IMAGES:
             raise FaceganError(f"-n must be between 1 and {MAX_IMAGES:,}, not {self.n:,}")
         for seed in (self.seed, *(self.mix or ())):
@@ -211,6 +219,7 @@ class Request:
 
 
 MAX_IMAGES = 1_000_000  # -n: at most this many (their latents are held in memory)
+OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")  # not a folder name, not a grid
 
 
 def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None, request: Request,
@@ -223,6 +232,11 @@ def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions 
     drawn for the user where they did not say."""
     r, note = request, note or (lambda text: None)
     r.check()
+    out = Path(r.out)
+    if is_grid(out) and out.is_file():
+        note(f"replacing the earlier {out}")
+    elif not is_grid(out) and out.is_dir() and any(out.glob("[0-9]" * 6 + ".png")):
+        note(f"{out} already holds numbered images: those up to {r.n * r.rows - 1:06d}.png are replaced")
     rows, total = r.rows, r.n * r.rows
     if r.mix is not None:
         images = mixing(generator, config, r.n, *r.mix, r.mix_from, device, r.truncation)

@@ -8,14 +8,15 @@ import numpy as np
 
 from facegan.config import DataConfig
 from facegan.errors import FaceganError
-from facegan.data.synthetic import synthetic_faces
+from facegan.data.synthetic import drawn_once
 
 
 def describe_data(data: DataConfig, resolution: int) -> str:
     """What ``load_images`` would train on, in a line, without decoding anything; refuses
     a source that cannot be used (missing, not a source, a cache of another size)."""
     if not data.data:
-        return f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed}), drawn at the start"
+        return (f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed}), drawn once and "
+                "kept for the next start")
     from facegan.data import cache
     from facegan.data.prepare import check_size
     from facegan.data.sources import open_source
@@ -42,7 +43,9 @@ def load_images(data: DataConfig, resolution: int, progress: Callable[[int, int]
         if attributes:
             raise FaceganError("a conditional model needs CelebA's attribute labels: give --data a CelebA root or "
                                "a cache prepared from one (the built-in faces have none)")
-        faces = synthetic_faces(data.synthetic_count, resolution, data.synthetic_seed)
+        from facegan.data.cache import cache_root
+
+        faces = drawn_once(data.synthetic_count, resolution, data.synthetic_seed, cache_root() / "synthetic", progress)
         return faces, None, f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed})"
     from facegan.data.prepare import ensure_cache
 

@@ -11,12 +11,16 @@ gives smooth edges at any resolution.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from facegan import files
 from facegan.data.workers import follow_parent
 
 SUPERSAMPLE = 4
@@ -151,12 +155,46 @@ def _draw_range(seed: int, start: int, stop: int, size: int) -> np.ndarray:
     return np.stack([draw_face(seed, i, size) for i in range(start, stop)])
 
 
-def synthetic_faces(count: int, size: int, seed: int = 0, workers: int | None = None) -> np.ndarray:
-    """``count`` faces as a uint8 array of shape (count, size, size, 3), drawn in parallel."""
+def synthetic_faces(count: int, size: int, seed: int = 0, workers: int | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """``count`` faces as a uint8 array of shape (count, size, size, 3), drawn in parallel;
+    ``progress(done, count)`` as parts are done."""
     workers = workers or os.cpu_count() or 1
     if count < 256 or workers == 1:
-        return _draw_range(seed, 0, count, size)
-    bounds = np.linspace(0, count, workers * 4 + 1).astype(int)
+        faces = _draw_range(seed, 0, count, size)
+        if progress:
+            progress(count, count)
+        return faces
+    bounds = np.linspace(0, count, workers * 8 + 1).astype(int)
+    parts = []
     with ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),)) as pool:
-        parts = pool.map(_draw_range, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:], [size] * (len(bounds) - 1))
-        return np.concatenate(list(parts))
+        for part in pool.map(_draw_range, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:],
+                             [size] * (len(bounds) - 1)):
+            parts.append(part)
+            if progress:
+                progress(sum(len(p) for p in parts), count)
+    return np.concatenate(parts)
+
+
+def drawn_once(count: int, size: int, seed: int, folder: Path,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The faces of ``synthetic_faces``, drawn once and kept in ``folder`` under a name
+    keyed by (count, size, seed) and this module's source, so a change to the drawing
+    draws them again; a kept file of the wrong shape is drawn again too."""
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    path = folder / f"faces-{count}-{size}px-seed{seed}-{source}.npy"
+    try:
+        kept = np.load(path)
+        if kept.shape == (count, size, size, 3) and kept.dtype == np.uint8:
+            if progress:
+                progress(count, count)
+            return kept
+    except (OSError, ValueError):
+        pass
+    faces = synthetic_faces(count, size, seed, progress=progress)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files.atomic_write(path, lambda f: np.save(f, faces))
+    except OSError:
+        pass  # a read-only cache folder: draw them again next time
+    return faces

@@ -37,7 +37,6 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as differentiable
 from torch import nn
 
 from facegan.errors import FaceganError
@@ -132,6 +131,21 @@ def average_gradients_before_steps(optimizer: torch.optim.Optimizer, world: Worl
     optimizer.register_step_pre_hook(average)
 
 
+class SumAcrossRanks(torch.autograd.Function):
+    """The sum of a tensor over every rank, differentiable: its gradient is the sum of
+    every rank's gradient (what torch.distributed.nn's deprecated all_reduce did)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        return SumAcrossRanks.apply(gradient)
+
+
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the batch of every rank, for CPU processes: each rank's channel
     sums, sums of squares and count are added up across ranks (differentiably, so the
@@ -143,7 +157,7 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
         channels, dtype, x = x.shape[1], x.dtype, x.float()  # statistics in fp32, also under bf16 autocast
         count = torch.full((1,), x.numel() / channels, dtype=x.dtype, device=x.device)
         local = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])
-        total = differentiable.all_reduce(local)
+        total = SumAcrossRanks.apply(local)
         n = total[-1]
         mean = total[:channels] / n
         var = (total[channels : 2 * channels] / n - mean * mean).clamp_min(0)
