@@ -130,7 +130,7 @@ def test_the_shipped_model_makes_faces_with_no_run_given(tmp_path, capsys):
     assert path.stat().st_size <= 20 * 2**20
     found = generator_file.metadata(path)
     assert found["config"]["model"]["resolution"] == 64 and found["precision"] == "fp16"
-    card = found["card"]
+    card = generator_file.card(path)
     assert card["images_seen"] > 0 and card["fid"] > card["fid_floor"] > 0 and "Male" in card["attributes"]
     out = tmp_path / "faces"
     code, stdout, err = run_cli(capsys, "generate", "-n", 16, "--out", out)

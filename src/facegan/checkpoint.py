@@ -45,9 +45,7 @@ def save(payload: dict[str, Any], path: Path) -> None:
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint, refusing anything that is not a complete facegan checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FaceganError(f"checkpoint {path} does not exist")
+    path = files.regular_file(path, "checkpoint")
     if not zipfile.is_zipfile(path):  # every checkpoint torch writes is a zip archive
         raise FaceganError(f"checkpoint {path} is truncated or corrupt, or not a checkpoint at all "
                            "(it is not the zip archive PyTorch writes)")
@@ -119,4 +117,25 @@ class TrainingState:
         if missing:
             raise FaceganError(f"{path} is not a training checkpoint: it holds no {missing[0]} "
                                "(is it an attribute classifier?)")
+        for name, kinds in SHAPES.items():
+            value = payload.get(name)
+            if value is not None and not _is(value, kinds):
+                raise FaceganError(f"checkpoint {path} is damaged: its {name} is a {type(value).__name__}, not "
+                                   f"{WHAT.get(kinds, 'a number')}")
         return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})
+
+
+def _is(value: Any, kind: Any) -> bool:
+    if kind == "weights":  # a state dict: names to tensors
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, kind)
+
+
+WHAT = {"weights": "weights (names to tensors)", dict: "a table", int: "a whole number of at least 0"}
+# what each entry of a training checkpoint must be before anything uses it
+SHAPES: dict[str, Any] = {"config": dict, "generator": "weights", "discriminator": "weights",
+                          "generator_ema": "weights", "g_optimizer": dict, "d_optimizer": dict, "step": int,
+                          "epoch": int, "position": int, "rng": dict, "elapsed": (int, float),
+                          "conditions": dict, "world_size": int}

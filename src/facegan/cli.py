@@ -482,7 +482,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         raise FaceganError(f"this installation ships no models (none in {pretrained.FOLDER})")
     for name in names:
         found = generator_file.metadata(pretrained.path(name))
-        model, card = found["config"]["model"], found["card"] or {}
+        model, card = found["config"]["model"], generator_file.card(pretrained.path(name)) or {}
         kind = f"conditional on {model['attributes']}" if found["conditions"] else "unconditional"
         print(f"{name}{' (default)' if name == pretrained.DEFAULT else ''}: {model['family']}, "
               f"{model['resolution']} px, {kind}, {found['precision']} weights")
@@ -505,7 +505,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import json
 
     import torch
 
@@ -540,10 +539,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0 if difference <= export.ONNX_TOLERANCE else 1
     card = None
     if args.card:
-        try:
-            card = json.loads(Path(args.card).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise FaceganError(f"cannot read the card {args.card}: {e}") from None
+        card = files.parse_json(files.read_text(args.card, "card", 2**20), f"the card {args.card}")
+        if not isinstance(card, dict):
+            raise FaceganError(f"the card {args.card} must be a JSON object of figures")
     if args.half:
         error = export.half_precision_error(generator, conditions)
         print(f"fp16 weights move the images by at most {error['max_levels']} of 255 levels (mean "
@@ -589,6 +587,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         raise FaceganError(f"{_shown(path)} is a conditional model: project searches the latents of "
                            "unconditional ones only")
     size = config.model.resolution
+    files.regular_file(args.photo, "photo", 256 * 2**20)
     try:
         photo, _ = decode(args.photo, size, Crop("center"), allow_upscale=True)
     except Unusable as e:
@@ -616,6 +615,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from facegan.metrics.evaluate import evaluate
 
     _use_threads(args)
+    if args.json and not Path(args.json).parent.is_dir():  # said now, not after the slow part
+        raise FaceganError(f"--json {args.json}: the folder {Path(args.json).parent} does not exist")
+    if args.json and Path(args.json).is_dir():
+        raise FaceganError(f"--json {args.json} is a folder: give a file name")
     phases = PhaseReport()
     r = evaluate(_generator_path(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
                  phases, args.classifier, phases.start)
@@ -649,10 +652,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
           + (" (reference features from cache)" if r["reference_features_cached"] else ""))
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
-        except OSError as e:
-            raise FaceganError(f"cannot write {args.json}: {e.strerror or e}") from None
+        files.write_text(args.json, json.dumps(r, indent=1) + "\n")
     return 0
 
 

@@ -83,9 +83,25 @@ class Conditions:
         return {"names": list(self.names), "rows": self.rows.tolist(), "counts": self.counts.tolist()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "Conditions":
-        return cls(tuple(state["names"]), np.array(state["rows"], dtype=np.uint8).reshape(-1, len(state["names"])),
-                   np.array(state["counts"], dtype=np.int64))
+    def from_state(cls, state: Any, origin: str = "the file") -> "Conditions":
+        """As ``state`` wrote it, each part checked first: known attribute names, rows of
+        0/1 of one value per name, one positive count per row."""
+        def damaged(why: str) -> FaceganError:
+            return FaceganError(f"{origin} is damaged: its attributes' distribution {why}")
+
+        if not isinstance(state, dict) or not all(isinstance(state.get(k), list) for k in ("names", "rows", "counts")):
+            raise damaged("is not names, rows and counts")
+        names, rows, counts = state["names"], state["rows"], state["counts"]
+        if not names or not all(isinstance(n, str) and n in CELEBA_ATTRIBUTES for n in names) or len(set(names)) < len(names):
+            raise damaged("names no attributes, an unknown one, or one twice")
+        if not rows or len(rows) != len(counts):
+            raise damaged("has no rows, or not one count per row")
+        if not all(isinstance(r, list) and len(r) == len(names) and all(v in (0, 1) and not isinstance(v, float)
+                                                                          for v in r) for r in rows):
+            raise damaged(f"has a row that is not {len(names)} values of 0 or 1")
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+            raise damaged("has a count that is not a positive whole number")
+        return cls(tuple(names), np.array(rows, dtype=np.uint8).reshape(-1, len(names)), np.array(counts, dtype=np.int64))
 
     def share(self, name: str) -> float:
         """The share of training images with ``name``."""

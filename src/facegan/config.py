@@ -14,7 +14,6 @@ validates a whole config.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -28,6 +27,7 @@ from facegan.errors import FaceganError
 
 SEED_MAX = 2**32 - 1
 SWITCH = ("auto", "on", "off")  # the speed settings that are switches
+MAX_CONFIG_BYTES = 2**20  # a TOML file of settings is a few kB
 
 
 def setting(default: Any, help: str, between: tuple[float, float] | None = None,
@@ -283,20 +283,12 @@ def preset_values(name: str) -> dict[str, Any]:
     names = preset_names()
     if name not in names:
         raise FaceganError(f"unknown preset {name!r} (known: {', '.join(names)})")
-    return tomllib.loads((resources.files("facegan") / "presets" / f"{name}.toml").read_text())
+    return files.parse_toml((resources.files("facegan") / "presets" / f"{name}.toml").read_text(), f"preset {name}")
 
 
 def file_values(path: str | Path) -> dict[str, Any]:
     """A TOML config file, parsed, or one line saying why it cannot be."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise FaceganError(f"cannot read config {path}: {e.strerror or e}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise FaceganError(f"config {path} is not valid TOML: {e}") from None
+    return files.parse_toml(files.read_text(path, "config", MAX_CONFIG_BYTES), f"config {path}")
 
 
 def to_toml(config: Config) -> str:

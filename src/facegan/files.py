@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -81,3 +82,107 @@ def describe(error: OSError, where: Path | None = None) -> str:
         except OSError:
             pass
     return error.strerror or str(error)
+
+
+# Reading: every file facegan is handed goes through these. Only regular files are read
+# (a FIFO would block forever, a device never ends, a folder is not a file), each kind
+# with a size bound checked before a byte is read, text as UTF-8, and nested data
+# (JSON, TOML) bounded in depth.
+
+MAX_NESTING = 64  # depth of nested tables or lists in any file facegan reads
+
+
+def kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def regular_file(path: str | Path, what: str, limit: int | None = None) -> Path:
+    """``path`` when it is a regular file (after symlinks) of at most ``limit`` bytes;
+    else one line saying what it is instead (``what`` names it: "checkpoint", ...)."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FaceganError(f"{what} {path} does not exist"
+                           + (" (a symlink to nothing)" if path.is_symlink() else "")) from None
+    except OSError as e:
+        raise FaceganError(f"cannot read {what} {path}: {describe(e)}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise FaceganError(f"{what} {path} is {kind_of(info.st_mode)}, not a file")
+    if limit is not None and info.st_size > limit:
+        raise FaceganError(f"{what} {path} is {info.st_size / 2**20:,.1f} MiB, more than a {what} can be "
+                           f"({limit / 2**20:,.1f} MiB)")
+    return path
+
+
+def read_bytes(path: str | Path, what: str, limit: int) -> bytes:
+    path = regular_file(path, what, limit)
+    try:
+        return path.read_bytes()[: limit + 1]
+    except OSError as e:
+        raise FaceganError(f"cannot read {what} {path}: {describe(e)}") from None
+
+
+def read_text(path: str | Path, what: str, limit: int) -> str:
+    data = read_bytes(path, what, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FaceganError(f"{what} {path} is not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
+def parse_json(text: str, what: str):
+    """JSON, refused in one line when it does not parse or nests too deeply."""
+    import json
+
+    if _bracket_depth(text, "[{", "]}") > MAX_NESTING:
+        raise FaceganError(f"{what} nests more than {MAX_NESTING} levels deep")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise FaceganError(f"{what} is not valid JSON ({str(e)[:120]})") from None
+
+
+def parse_toml(text: str, what: str) -> dict:
+    import tomllib
+
+    if _bracket_depth(text, "[{", "]}") > MAX_NESTING:
+        raise FaceganError(f"{what} nests more than {MAX_NESTING} levels deep")
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
+        raise FaceganError(f"{what} is not valid TOML: {str(e)[:160]}") from None
+
+
+def _bracket_depth(text: str, opening: str, closing: str) -> int:
+    """The deepest run of unclosed brackets in ``text`` (an upper bound on its nesting:
+    brackets in strings count too, which only makes the bound safer)."""
+    depth = deepest = 0
+    for char in text:
+        if char in opening:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in closing:
+            depth -= 1
+    return deepest
+
+
+def make_folder(folder: str | Path) -> Path:
+    """``folder`` and its parents, made if need be; a part of the path that exists but is
+    no folder is named in one line (mkdir's own "File exists" names nothing)."""
+    folder = Path(folder)
+    for part in [folder, *folder.parents]:
+        if part.exists():
+            if not part.is_dir():
+                raise FaceganError(f"cannot make the folder {folder}: {part} is {kind_of(os.stat(part).st_mode)}")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FaceganError(f"cannot make the folder {folder}: {describe(e, folder.parent)}") from None
+    return folder

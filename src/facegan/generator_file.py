@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from facegan import config as cfg
-from facegan import configure, files
+from facegan import files
 from facegan.conditions import Conditions
 from facegan.errors import FaceganError
 
@@ -58,9 +58,7 @@ def metadata(path: str | Path) -> dict[str, Any]:
     """The file's settings, conditions, precision and card, from its header alone."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise FaceganError(f"generator file {path} does not exist")
+    path = files.regular_file(path, "generator file")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -70,25 +68,52 @@ def metadata(path: str | Path) -> dict[str, Any]:
         raise FaceganError(f"{path} is a safetensors file but not a facegan generator (no facegan metadata)")
     if header.get("version") != VERSION:
         raise FaceganError(f"generator file {path} has format version {header.get('version')}, this facegan reads {VERSION}")
+    if "config" not in header:
+        raise FaceganError(f"generator file {path} is damaged: its metadata holds no settings")
+    found = {"config": files.parse_json(header["config"], f"the settings in {path}"),
+             "precision": header.get("precision", "fp32"),
+             "conditions": (files.parse_json(header["conditions"], f"the attributes in {path}")
+                            if "conditions" in header else None),
+             "card_text": header.get("card")}
+    if not isinstance(found["config"], dict) or not all(isinstance(v, dict) for v in found["config"].values()):
+        raise FaceganError(f"generator file {path} is damaged: its settings are not a table of sections")
+    return found
+
+
+def card(path: str | Path) -> dict[str, Any] | None:
+    """The model card's figures a generator file carries, if any (read only when asked:
+    generating needs none of it)."""
+    text = metadata(path)["card_text"]
+    if text is None:
+        return None
+    found = files.parse_json(text, f"the model card in {path}")
+    if not isinstance(found, dict):
+        raise FaceganError(f"the model card in {path} is not a table of figures")
+    return found
+
+
+def stored(path: str | Path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The shape and type of every tensor in a generator file, from its header alone."""
+    from safetensors import SafetensorError, safe_open
+
+    dtypes = {"F16": torch.float16, "F32": torch.float32, "BF16": torch.bfloat16, "F64": torch.float64,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
     try:
-        return {"config": json.loads(header["config"]), "precision": header.get("precision", "fp32"),
-                "conditions": json.loads(header["conditions"]) if "conditions" in header else None,
-                "card": json.loads(header["card"]) if "card" in header else None}
-    except (KeyError, json.JSONDecodeError) as e:
-        raise FaceganError(f"generator file {path} is damaged: its metadata does not parse ({e})") from None
+        with safe_open(str(path), framework="pt") as f:
+            return {name: (tuple(f.get_slice(name).get_shape()), dtypes.get(f.get_slice(name).get_dtype(), None))
+                    for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise FaceganError(f"{path} is truncated or corrupt ({str(e)[:120]})") from None
 
 
-def load(path: str | Path) -> tuple[dict[str, torch.Tensor], cfg.Config, Conditions | None, dict[str, Any]]:
-    """(weights as fp32 on the CPU, settings, conditions, metadata) of a generator file."""
+def weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of a generator file, as fp32 on the CPU (check ``stored`` first)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    found = metadata(path)
-    config = configure.from_dict(found["config"], str(path), model_only=True)
     try:
-        weights = load_file(str(path), device="cpu")
+        found = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise FaceganError(f"{path} is truncated or corrupt ({str(e)[:120]})") from None
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    conditions = Conditions.from_state(found["conditions"]) if found["conditions"] is not None else None
-    return weights, config, conditions, found
+    return {k: v.float() if v.is_floating_point() else v for k, v in found.items()}

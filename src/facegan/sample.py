@@ -26,22 +26,58 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
     """The generator of a checkpoint or a generator file (.safetensors: an export or a
     shipped model), rebuilt from the settings stored beside its weights: for a checkpoint,
     its moving average when the run kept one (train.ema_kimg), else the generator itself;
-    its settings; and, for a conditional model, its attributes and their distribution."""
+    its settings; and, for a conditional model, its attributes and their distribution.
+
+    Nothing in the file is trusted before it is checked: its settings and attributes are
+    validated, the tensors it stores are compared (names, shapes, types) with those the
+    settings make, on the meta device, before a weight is read or a network allocated, and
+    weights that are not finite are refused."""
     if generator_file.is_generator_file(path):
-        weights, config, conditions, _ = generator_file.load(path)
+        found = generator_file.metadata(path)
+        config = configure.from_dict(found["config"], str(path), model_only=True)
+        state_of_conditions = found["conditions"]
+        check_stored(config, generator_file.stored(path), path)
+        weights = generator_file.weights(path)
     else:
         state = checkpoint.TrainingState.load(path)
         config = configure.from_dict(state.config, str(path), model_only=True)
-        weights = state.sampling_generator
-        conditions = Conditions.from_state(state.conditions) if state.conditions is not None else None
-    generator = models.build_generator(config.model)
-    try:
-        generator.load_state_dict(weights)
-    except RuntimeError as e:
-        raise FaceganError(f"{path} does not fit its own model settings: {str(e).splitlines()[0]}") from None
-    if bool(attribute_names(config.model.attributes)) != (conditions is not None):
+        weights, state_of_conditions = state.sampling_generator, state.conditions
+        check_stored(config, {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}, path)
+    conditions = Conditions.from_state(state_of_conditions, str(path)) if state_of_conditions is not None else None
+    if attribute_names(config.model.attributes) != (conditions.names if conditions is not None else ()):
         raise FaceganError(f"{path} is damaged: its attributes and their distribution do not agree")
+    broken = next((name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if broken is not None:
+        raise FaceganError(f"{path} is damaged: its weight {broken} holds NaN or infinite values")
+    generator = models.build_generator(config.model)
+    generator.load_state_dict(weights)
     return generator.to(device).eval(), config, conditions
+
+
+STORED_FLOATS = (torch.float32, torch.float16, torch.bfloat16)  # how facegan stores weights (used as fp32)
+
+
+def check_stored(config: cfg.Config, found: dict[str, tuple[tuple[int, ...], torch.dtype | None]],
+                 path: str | Path) -> None:
+    """Refuse stored tensors that are not exactly those the settings' generator has: the
+    same names, shapes and kinds (floating weights as fp32, fp16 or bf16). Compared on the
+    meta device: nothing is allocated."""
+    with torch.device("meta"):
+        expected = {k: (tuple(v.shape), v.dtype) for k, v in models.build_generator(config.model).state_dict().items()}
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or extra:
+        what = (f"lacks {missing[0]}" if missing else f"holds {extra[0]}, which it has not") + \
+            f" ({len(missing)} missing, {len(extra)} unknown)"
+        raise FaceganError(f"{path} does not fit its own model settings: the generator they make {what}")
+    for name, (shape, dtype) in expected.items():
+        stored_shape, stored_dtype = found[name]
+        if stored_shape != shape:
+            raise FaceganError(f"{path} does not fit its own model settings: {name} is stored as "
+                               f"{list(stored_shape)}, the settings make {list(shape)}")
+        fits = stored_dtype in STORED_FLOATS if dtype.is_floating_point else stored_dtype == dtype
+        if not fits:
+            raise FaceganError(f"{path} is damaged: {name} is stored as {str(stored_dtype).replace('torch.', '')}, "
+                               f"not as facegan stores it ({str(dtype).replace('torch.', '')})")
 
 
 def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | None = None,
@@ -304,10 +340,10 @@ def save(images: np.ndarray | Iterable[np.ndarray], out: str | Path, columns: in
     try:
         if is_grid(out):
             images = images if isinstance(images, np.ndarray) else np.concatenate(list(images))
-            out.parent.mkdir(parents=True, exist_ok=True)
+            files.make_folder(out.parent)
             imaging.save_png(imaging.grid(images, columns), out)
             return len(images)
-        out.mkdir(parents=True, exist_ok=True)
+        files.make_folder(out)
         written = 0
         for batch in [images] if isinstance(images, np.ndarray) else images:
             for image in batch:

@@ -79,11 +79,15 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a complete cache, or None."""
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
+        manifest = files.parse_json(files.read_text(Path(folder) / MANIFEST, "cache manifest", 256 * 2**20),
+                                    "cache manifest")
+    except FaceganError:
         return None
-    if manifest.get("format") != FORMAT or not manifest.get("complete"):
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("complete"):
         return None
+    for key, kind in (("count", int), ("fingerprint", str), ("settings", dict), ("source", str)):
+        if not isinstance(manifest.get(key), kind):
+            return None  # damaged: prepared again, or refused by open_cache
     return manifest
 
 

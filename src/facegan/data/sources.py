@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from facegan import files
 from facegan.errors import FaceganError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -75,6 +76,9 @@ def open_source(path: str | Path, split: str = "all") -> Listing:
         raise FaceganError(f"source {path} does not exist")
     if split not in ("all", *CELEBA_SPLITS):
         raise FaceganError(f"split must be train, val, test or all, not {split!r}")
+    kind = os.stat(path).st_mode
+    if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+        raise FaceganError(f"source {path} is {files.kind_of(kind)}: give a folder, a .zip or a CelebA root")
     if path.is_file():
         if not zipfile.is_zipfile(path):
             raise FaceganError(f"source {path} is a file but not a zip archive")
@@ -98,9 +102,9 @@ def list_folder(root: Path) -> Listing:
         name = os.path.relpath(error.filename, root).replace(os.sep, "/") if error.filename else str(root)
         skipped.append(Skipped(name + "/", f"cannot list folder ({error.strerror})"))
 
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=unlistable):
+    for folder, dirs, names in os.walk(root, followlinks=False, onerror=unlistable):
         dirs.sort()
-        for filename in sorted(files):
+        for filename in sorted(names):
             full = os.path.join(folder, filename)
             name = os.path.relpath(full, root).replace(os.sep, "/")
             if Path(filename).suffix.lower() not in IMAGE_EXTENSIONS:

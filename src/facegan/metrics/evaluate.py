@@ -22,7 +22,7 @@ from facegan.data.cache import Cache, cache_root, open_cache
 from facegan.errors import FaceganError
 from facegan.metrics import distances, registry
 from facegan.metrics.attributes import AttributeClassifier
-from facegan.metrics.inception import Inception
+from facegan.metrics.inception import FEATURES, Inception
 
 Progress = Callable[[int, int], None]
 Phase = Callable[[str], None]
@@ -53,10 +53,16 @@ def reference_features(images: np.ndarray, n: int, inception: Inception, seed: i
                        progress: Progress | None = None) -> tuple[np.ndarray, bool]:
     """Features of a seeded random subset of ``n`` of ``images``, read from the first of
     ``places`` that holds them, else computed and written to the first writable one;
-    returns (features, came from disk)."""
+    returns (features, came from disk). A kept file that is truncated, of another shape or
+    not finite is computed again and replaced."""
     for place in places:
         if place.is_file():
-            return np.load(place), True
+            try:
+                kept = np.load(place)
+            except (OSError, ValueError, EOFError):
+                continue
+            if kept.shape == (n, FEATURES) and kept.dtype.kind == "f" and np.isfinite(kept).all():
+                return kept, True
     features = inception.features(images[subset(len(images), n, seed)], progress=progress)
     for place in places:
         try:

