@@ -50,7 +50,7 @@ def client(conditional_file):
 
     from facegan.web.app import create_app
 
-    with TestClient(create_app(conditional_file, "test model", CPU)) as c:
+    with TestClient(create_app(conditional_file, "test model", CPU), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
@@ -118,7 +118,7 @@ def test_an_unconditional_model_refuses_attributes(tmp_path):
     generator, _ = models.build(config.model)
     path = tmp_path / "plain.safetensors"
     generator_file.save(generator.state_dict(), config, None, path)
-    with TestClient(create_app(path, "plain", CPU)) as c:
+    with TestClient(create_app(path, "plain", CPU), base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/model").json()["attributes"] == []
         response = c.get("/api/faces?attr=Male=1")
         assert response.status_code == 400 and "unconditional" in response.json()["error"]
@@ -149,9 +149,17 @@ def server(conditional_file):
     else:
         process.kill()
         pytest.fail("facegan serve did not start listening within 60 s")
-    yield f"http://127.0.0.1:{port}/"
+    url = Served(f"http://127.0.0.1:{port}/")
+    url.process = process
+    yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+class Served(str):
+    """The served page's address, with the server process beside it."""
+
+    process: subprocess.Popen
 
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -207,3 +215,126 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         assert page.text_content("#status").startswith("seed 5")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
+
+
+def test_only_its_own_address_and_its_own_pages_are_answered(client):
+    assert client.get("/api/model", headers={"Host": "evil.example"}).status_code == 400  # DNS rebinding
+    assert client.get("/api/model", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/faces?n=1", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403  # <img src=...>
+    assert client.get("/api/faces?n=1", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403  # another port
+    assert client.get("/api/faces?n=1", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert client.get("/api/faces?n=1", headers={"Sec-Fetch-Site": "same-origin",
+                                                 "Origin": "http://127.0.0.1:8000"}).status_code == 200
+
+
+def test_every_answer_is_nosniff_and_the_page_allows_only_its_own_script(client):
+    page = client.get("/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "frame-ancestors 'none'" in policy
+    assert client.get("/api/model").headers["x-content-type-options"] == "nosniff"
+
+
+def test_head_answers_without_making_faces(client):
+    from facegan.web import app
+
+    started = time.perf_counter()
+    response = client.head(f"/api/faces?n={app.MAX_FACES}")
+    assert response.status_code == 200 and response.content == b"" and time.perf_counter() - started < 1
+
+
+def test_waiting_requests_are_bounded_small_ones_apart_and_the_fewest_faces_go_first():
+    import asyncio
+    import threading
+
+    from facegan.web.app import CHUNK, MAX_PER_CLIENT, MAX_WAITING, Busy, Job, Scheduler
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        gate, entered, order = threading.Event(), threading.Event(), []
+
+        def make(total):
+            def run(start, count):
+                entered.set()
+                gate.wait(10)
+                order.append(total)
+                return ["face"] * count
+            return run
+
+        scheduler = Scheduler(asyncio.get_running_loop())
+        jobs = [scheduler.submit(Job(64, make(64), "10.0.0.0"))]
+        await asyncio.to_thread(entered.wait, 10)  # the worker is inside the first big job's first chunk
+        jobs += [scheduler.submit(Job(64, make(64), f"10.0.0.{i}")) for i in range(1, MAX_WAITING)]
+        refusals = []
+        for job, client in ((Job(64, make(64), "10.0.0.99"), "full"), (Job(1, make(1), "10.0.0.1"), "small")):
+            try:
+                jobs.append(scheduler.submit(job))
+            except Busy as e:
+                refusals.append(f"{client} {e.status}")
+        for i in range(MAX_PER_CLIENT):
+            scheduler.submit(Job(1, make(1), "10.0.0.7"))
+        try:
+            scheduler.submit(Job(1, make(1), "10.0.0.7"))
+        except Busy as e:
+            refusals.append(f"one client {e.status}")
+        gate.set()
+        await asyncio.wait_for(jobs[0].future, 10)
+        scheduler.stop()
+        return order, refusals
+
+    from facegan.web.app import MAX_PER_CLIENT
+
+    order, refusals = asyncio.run(scenario())
+    assert refusals == ["full 503", "one client 429"]
+    # after the chunk in hand, every one-face job came next, then the big ones' chunks
+    assert order[0] == 64 and order[1 : 2 + MAX_PER_CLIENT] == [1] * (1 + MAX_PER_CLIENT) and CHUNK < 64
+
+
+@pytest.mark.slow
+def test_abandoned_work_is_dropped_and_ctrl_c_ends_the_server_at_once(server):
+    import http.client
+    import re
+    import signal
+    import threading
+
+    port = int(re.search(r":(\d+)/", server).group(1))
+    process = server.process
+
+    def large(i):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1, source_address=(f"127.0.1.{i + 1}", 0))
+        try:
+            connection.request("GET", f"/api/faces?n=64&seed={i}")
+            connection.getresponse().read()
+        except OSError:
+            pass  # gave up, as a browser tab closed would
+        finally:
+            connection.close()
+
+    burst = [threading.Thread(target=large, args=(i,)) for i in range(40)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    started = time.perf_counter()
+    connection.request("GET", "/api/faces?n=1")
+    assert connection.getresponse().status == 200 and time.perf_counter() - started < 2
+    for i in range(20):  # work waiting when Ctrl-C comes
+        threading.Thread(target=large, args=(i,), daemon=True).start()
+    time.sleep(0.3)
+    started = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=10)
+    assert time.perf_counter() - started < 5
+    assert "Traceback" not in process.stdout.read()
+
+
+def test_a_port_in_use_is_one_line(conditional_file, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        from facegan.cli import main
+
+        assert main(["serve", "--checkpoint", str(conditional_file), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert f"port {port} is in use" in captured.err and "serving" not in captured.out

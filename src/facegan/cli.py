@@ -553,20 +553,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from facegan.devices import resolve_device
-    from facegan.web.app import create_app
+    from facegan.web.app import LOOPBACK, create_app, listen, serve
 
     if not 1 <= args.port <= 65535:
         raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
     _use_threads(args)
+    sock = listen(args.host, args.port)
     path = _generator_path(args)
-    app = create_app(path, _shown(path), resolve_device(args.device))
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    app = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port)
+    if args.host not in LOOPBACK:
         print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
     print(f"serving faces of {_shown(path)} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    serve(app, sock)
     return 0
 
 
