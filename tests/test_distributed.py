@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -106,11 +107,44 @@ def test_a_killed_rank_stops_the_run_and_it_resumes(tmp_path):
     assert checkpoint.latest(run / "checkpoints") is not None, "no checkpoint within 120 s"
     workers = children(launcher.pid)
     assert len(workers) == 2
+    time.sleep(random.Random(os.getpid()).uniform(0, 2))  # a moment of any kind: in a step, between, saving
     os.kill(workers[1], signal.SIGKILL)  # the rank that does not write
-    launcher.communicate(timeout=120)
+    out, _ = launcher.communicate(timeout=120)
     assert launcher.returncode != 0
+    said = [line for line in out.splitlines() if "another process of the run went away" in line]
+    assert len(said) == 1 and "run the same command to resume" in said[0], out[-3000:]
+    assert "facegan/train" not in out  # no traceback through facegan's code (torchrun reports its child's end)
     saved = checkpoint.TrainingState.load(checkpoint.latest(run / "checkpoints")).step
     resumed = facegan("--run", run, "--epochs", "400", "--max-steps", str(saved + 8), *TINY, processes=2)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"from {run / 'checkpoints' / checkpoint.name_for(saved)}" in resumed.stderr
     assert checkpoint.TrainingState.load(checkpoint.latest(run / "checkpoints")).step == saved + 8
+    straight = facegan("--run", tmp_path / "straight", "--epochs", "400", "--max-steps", str(saved + 8), *TINY,
+                       processes=2)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert_close(weights(run), weights(tmp_path / "straight"), rtol=0, atol=0)  # bit for bit
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_is_found_by_the_heartbeat_in_seconds(tmp_path):
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "facegan",
+            "train", "--run-dir", str(run), "--epochs", "400", "--checkpoint-every", "4", *TINY]
+    launcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "FACEGAN_PEER_TIMEOUT": "6"})
+    deadline = time.monotonic() + 120
+    while checkpoint.latest(run / "checkpoints") is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = children(launcher.pid)
+    os.kill(workers[1], signal.SIGSTOP)  # alive, but never answers again
+    stopped_at = time.monotonic()
+    try:
+        while launcher.poll() is None and time.monotonic() - stopped_at < 60:
+            if not Path(f"/proc/{workers[0]}").exists():
+                break
+            time.sleep(0.5)
+        assert time.monotonic() - stopped_at < 30, "rank 0 still waits on the stalled rank"
+    finally:
+        os.kill(workers[1], signal.SIGKILL)
+    out, _ = launcher.communicate(timeout=60)
+    assert "process 1 of the run has not answered for" in out and "run the same command to resume" in out

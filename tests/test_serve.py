@@ -281,7 +281,6 @@ def test_waiting_requests_are_bounded_small_ones_apart_and_the_fewest_faces_go_f
         scheduler.stop()
         return order, refusals
 
-    from facegan.web.app import MAX_PER_CLIENT
 
     order, refusals = asyncio.run(scenario())
     assert refusals == ["full 503", "one client 429"]

@@ -24,11 +24,19 @@ one process group (NCCL between GPUs, gloo between CPU processes). Then:
   evaluations. Every step the ranks agree on whether to stop (a signal to any rank,
   the time limit) and whether a checkpoint is due, so all stop after the same step.
 - A checkpoint records the world size; resuming at another is refused.
+- When a rank dies, the others' next collective fails: each stops with one line, and
+  rank 0, if the failure came between steps (every rank then holds the same whole
+  state), saves a checkpoint first, so the run resumes from the step where the peer
+  died. A rank that stops answering without dying (SIGSTOP, a hang) is found by a
+  heartbeat (``Heartbeat``) within ``PEER_TIMEOUT_S`` (60 s; $FACEGAN_PEER_TIMEOUT),
+  not by the 60-minute collective timeout.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +50,56 @@ from torch import nn
 from facegan.errors import FaceganError
 
 TIMEOUT = timedelta(minutes=60)  # ranks wait this long for rank 0's evaluations and checkpoints
+HEARTBEAT_S = 2.0  # each rank says it is alive this often
+PEER_TIMEOUT_S = float(os.environ.get("FACEGAN_PEER_TIMEOUT", "60"))  # a rank silent this long has stalled
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another rank went away."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or (
+        isinstance(error, RuntimeError) and any(s in text for s in ("gloo", "Connection closed", "Connection reset",
+                                                                    "NCCL", "Broken pipe")))
+
+
+class Heartbeat:
+    """Every rank counts up a key in torchrun's store every HEARTBEAT_S seconds, from a
+    thread of its own (so it beats through long evaluations and checkpoints), and watches
+    the others' counts: a rank whose count has not moved for PEER_TIMEOUT_S has stalled
+    (stopped, or stuck), and ``stalled(rank, seconds)`` is called once, from that thread.
+    A collective waiting on a stalled rank would wait the whole 60-minute timeout."""
+
+    def __init__(self, world: World, stalled):
+        self.world, self.stalled = world, stalled
+        self.stopped = threading.Event()
+        self.thread = None
+        if world.several and os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
+            self.thread = threading.Thread(target=self._beat, name="facegan-heartbeat", daemon=True)
+            self.thread.start()
+
+    def _beat(self) -> None:
+        try:
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(seconds=30), wait_for_workers=False)
+        except (RuntimeError, ValueError, OSError):
+            return  # no store to beat in: the collectives' own timeout remains
+        key = "facegan/heartbeat/{}"
+        seen = {r: (-1, time.monotonic()) for r in range(self.world.size) if r != self.world.rank}
+        while not self.stopped.wait(HEARTBEAT_S):
+            try:
+                store.add(key.format(self.world.rank), 1)
+                for rank, (count, since) in seen.items():
+                    now = store.add(key.format(rank), 0)
+                    if now != count:
+                        seen[rank] = (now, time.monotonic())
+                    elif time.monotonic() - since > PEER_TIMEOUT_S:
+                        self.stalled(rank, time.monotonic() - since)
+                        return
+            except (RuntimeError, OSError):
+                return  # the store went away: the run is ending
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ checkpoint only ever holds whole steps: signals ask the loop to stop between ste
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -200,6 +201,7 @@ class Session:
         self.saved = plan.resume_from  # the newest checkpoint
         self.rolling: Path | None = None  # the newest checkpoint saved only because one was due
         self.running = _Running()
+        self.in_step = False  # inside a step: the state is not whole until it ends
         self.stop = StopRequest(lambda name, aborting: self.observer.on_signal(name, aborting, self.saved),
                                 grace=SIGNAL_GRACE_S if self.world.several else 0.0)
 
@@ -297,18 +299,61 @@ class Session:
     def grid(self, path: Path) -> Path:
         return self.setup.grid(path) if self.main else path
 
+    def take_step(self, batch: Any) -> None:
+        self.in_step = True  # a peer lost now leaves the step half taken: nothing whole to save
+        self.running.add(self.setup.train_step(batch))
+        self.step += 1
+        self.position += 1
+        self.in_step = False
+
+    def peer_lost(self, why: str) -> FaceganError:
+        """What to do when another rank of the run went away: rank 0 saves the state if it
+        is whole (between steps), and every rank stops with one line."""
+        if self.main and not self.in_step and self.saved != self.run_dir.checkpoints / checkpoint.name_for(self.step):
+            if self.position == self.setup.loader.steps_per_epoch:  # the epoch's last step: the epoch is done
+                self.epoch, self.position = self.epoch + 1, 0
+            self.log()
+            self.save_checkpoint()
+            kept = f"saved {self.saved} at step {self.step}"
+        else:
+            kept = (f"the last checkpoint is {self.saved}" if self.saved else "nothing was saved") + \
+                   " (the step in progress is lost)"
+        return FaceganError(f"{why}; stopped: {kept}; run the same command to resume")
+
+    def peer_stalled(self, rank: int, seconds: float) -> None:
+        """The heartbeat's verdict, on its own thread, while this rank waits on the stalled
+        one inside a collective it cannot leave: say so, save if whole, and end the process."""
+        import os
+
+        try:
+            message = str(self.peer_lost(f"process {rank} of the run has not answered for {seconds:.0f} s"))
+        except BaseException as e:  # noqa: BLE001 - the process ends either way; say why
+            message = f"process {rank} of the run stalled, and saving failed: {e}"
+        self.observer.on_note(message)
+        os._exit(1)
+
     def run(self) -> dict[str, Any]:
         """Train until the last epoch, a limit or a signal; returns a summary."""
-        t, setup, loader = self.config.train, self.setup, self.setup.loader
+        t, loader = self.config.train, self.setup.loader
+        heartbeat = distributed.Heartbeat(self.world, self.peer_stalled)
+        try:
+            return self._run(t, loader)
+        except RuntimeError as e:
+            if not (self.world.several and distributed.lost_peer(e)):
+                raise
+            first = re.sub(r"^\[[^\]]*\]\s*", "", (str(e).strip().splitlines() or [type(e).__name__])[0])
+            raise self.peer_lost(f"another process of the run went away ({first[:160]})") from None
+        finally:
+            heartbeat.stop()
+
+    def _run(self, t, loader) -> dict[str, Any]:
         with self.stop:
             reason = self.stop_reason() or "finished"
             last_grid = None
             try:
                 while self.epoch < t.epochs and reason == "finished":
                     for batch in loader.epoch(self.epoch, self.position):  # never empty
-                        self.running.add(setup.train_step(batch))
-                        self.step += 1
-                        self.position += 1
+                        self.take_step(batch)
                         self.observer.on_step(self.step)
                         if self.step % t.log_every == 0:
                             self.log()
