@@ -180,3 +180,30 @@ def test_evaluate_checks_where_its_json_goes_before_the_slow_part(tmp_path, caps
     assert "the folder /nonexistent does not exist" in one_line_error(
         capsys, ["evaluate", "--model", "celeba64", "--real", str(tmp_path), "--json", "/nonexistent/x.json"])
     assert time.perf_counter() - started < 10
+
+
+class CountingFeatures:
+    """Stands in for the Inception network where only the keeping of its features is
+    tested: deterministic 2048-d features, and how many images it was shown."""
+
+    def __init__(self):
+        self.shown = 0
+
+    def features(self, images, progress=None):
+        self.shown += len(images)
+        return np.random.default_rng(len(images)).random((len(images), 2048))
+
+
+@pytest.mark.parametrize("damage", [lambda p: p.write_bytes(p.read_bytes()[:100]),
+                                    lambda p: np.save(p, np.zeros((3, 7)))])
+def test_kept_reference_features_that_are_damaged_are_computed_again(tmp_path, damage):
+    from facegan.metrics.evaluate import reference_features
+
+    images, place, network = np.zeros((20, 8, 8, 3), np.uint8), tmp_path / "kept.npy", CountingFeatures()
+    first, reused = reference_features(images, 10, network, 0, [place])
+    assert not reused and network.shown == 10
+    assert reference_features(images, 10, network, 0, [place])[1] and network.shown == 10  # kept, not computed
+    damage(place)
+    again, reused = reference_features(images, 10, network, 0, [place])
+    assert not reused and network.shown == 20 and np.array_equal(again, first)
+    assert np.array_equal(np.load(place), first)  # replaced by whole features
