@@ -178,3 +178,30 @@ def test_spectral_norm_is_a_model_setting_a_resume_cannot_change(tmp_path, capsy
     train(tiny_plan(tmp_path / "run", epochs=1))
     assert main(["train", "--run", str(tmp_path / "run"), "--d-spectral-norm", "--epochs", "2"]) == 2
     assert "d_spectral_norm: False != True" in capsys.readouterr().err
+
+
+R1_IN_BF16 = """
+import torch
+from facegan.models.stylegan2 import StyleGAN2Discriminator
+from facegan.train.steps import Objective
+torch.manual_seed(0)
+torch.set_num_threads(1)
+d = StyleGAN2Discriminator(128, 8)
+real = torch.randn(32, 3, 128, 128)
+logits, _, penalty = Objective(r1_gamma=1.0, r1_every=1).judge_real(
+    d, real, 1, lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+(penalty + logits.mean()).backward()
+print("done", float(penalty) >= 0)
+"""
+
+
+@pytest.mark.slow
+def test_an_r1_step_under_bf16_on_a_cpu_completes():
+    """The bf16 double backward of StyleGAN2's from_rgb at 32 x 128 x 128 died with SIGFPE
+    on AMX CPUs (oneDNN 3.12); R1 steps run that pass in fp32 on a CPU. In a process of its
+    own, so that a crash fails this test, not the suite."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", R1_IN_BF16], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "done True" in done.stdout, (done.returncode, done.stderr[-1000:])

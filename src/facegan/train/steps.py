@@ -53,6 +53,10 @@ from torch import nn
 from facegan.train import augment
 
 PL_EVERY = 4  # path-length regularisation every this many steps (lazy, as StyleGAN2)
+# R1 on a CPU: its steps run D's real pass in fp32 even under bf16 autocast. PyTorch
+# 2.13's oneDNN (3.12) dies with SIGFPE on AMX CPUs in the bf16 double backward of a 1x1
+# convolution from 3 channels at 32 x 128 x 128 (StyleGAN2's and ProGAN's from_rgb at
+# 128 px); fp32 is also the more precise gradient penalty. Other steps keep bf16.
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -124,7 +128,7 @@ class Objective:
             with autocast():
                 return *self.judge(discriminator, real, labels), None
         real = real.detach().requires_grad_(True)
-        with autocast():
+        with autocast(), torch.autocast("cpu", enabled=False):  # see "R1 on a CPU" above
             logits, attributes = self.judge(discriminator, real, labels)
         (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = gradient.float().square().sum(dim=(1, 2, 3)).mean() * (self.r1_gamma / 2) * self.r1_every
