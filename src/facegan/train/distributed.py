@@ -80,7 +80,7 @@ class Heartbeat:
     def _beat(self) -> None:
         try:
             store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-                                  timeout=timedelta(seconds=30), wait_for_workers=False)
+                                  timeout=timedelta(seconds=5), wait_for_workers=False)
         except (RuntimeError, ValueError, OSError):
             return  # no store to beat in: the collectives' own timeout remains
         key = "facegan/heartbeat/{}"
@@ -99,7 +99,11 @@ class Heartbeat:
                 return  # the store went away: the run is ending
 
     def stop(self) -> None:
+        """End the thread and wait for it: its store client must be gone before the process
+        exits (a C++ client destroyed at exit by a thread still using it aborts the process)."""
         self.stopped.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
 
 
 @dataclass(frozen=True)
