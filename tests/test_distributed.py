@@ -94,13 +94,18 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def long_two_process_run(run: Path, **env: str) -> subprocess.Popen:
+    """A long two-process run under torchrun, started in the background."""
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "facegan",
+            "train", "--run-dir", str(run), "--epochs", "400", "--checkpoint-every", "4", *TINY]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
 @pytest.mark.slow
 def test_a_killed_rank_stops_the_run_and_it_resumes(tmp_path):
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "facegan",
-            "train", "--run-dir", str(run), "--epochs", "400", "--checkpoint-every", "4", *TINY]
-    launcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    launcher = long_two_process_run(run)
     deadline = time.monotonic() + 120
     while checkpoint.latest(run / "checkpoints") is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -128,10 +133,7 @@ def test_a_killed_rank_stops_the_run_and_it_resumes(tmp_path):
 @pytest.mark.slow
 def test_a_stalled_rank_is_found_by_the_heartbeat_in_seconds(tmp_path):
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "facegan",
-            "train", "--run-dir", str(run), "--epochs", "400", "--checkpoint-every", "4", *TINY]
-    launcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "FACEGAN_PEER_TIMEOUT": "6"})
+    launcher = long_two_process_run(run, FACEGAN_PEER_TIMEOUT="6")
     deadline = time.monotonic() + 120
     while checkpoint.latest(run / "checkpoints") is None and time.monotonic() < deadline:
         time.sleep(0.2)

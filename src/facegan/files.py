@@ -140,23 +140,23 @@ def parse_json(text: str, what: str):
     """JSON, refused in one line when it does not parse or nests too deeply."""
     import json
 
-    if _bracket_depth(text, "[{", "]}") > MAX_NESTING:
-        raise FaceganError(f"{what} nests more than {MAX_NESTING} levels deep")
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise FaceganError(f"{what} is not valid JSON ({str(e)[:120]})") from None
+    return _parse(text, what, "JSON", json.loads, json.JSONDecodeError)
 
 
 def parse_toml(text: str, what: str) -> dict:
+    """TOML, refused in one line when it does not parse or nests too deeply."""
     import tomllib
 
+    return _parse(text, what, "TOML", tomllib.loads, tomllib.TOMLDecodeError)
+
+
+def _parse(text: str, what: str, language: str, parse, error: type[Exception]):
     if _bracket_depth(text, "[{", "]}") > MAX_NESTING:
         raise FaceganError(f"{what} nests more than {MAX_NESTING} levels deep")
     try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise FaceganError(f"{what} is not valid TOML: {str(e)[:160]}") from None
+        return parse(text)
+    except (error, RecursionError) as e:
+        raise FaceganError(f"{what} is not valid {language}: {str(e)[:160]}") from None
 
 
 def _bracket_depth(text: str, opening: str, closing: str) -> int:
