@@ -246,3 +246,13 @@ def test_a_full_disk_is_one_line_and_earlier_checkpoints_stay_intact(capsys, sma
     for path in saved:
         checkpoint.load(path)  # every one complete
     assert not [p for p in run.rglob("*") if p.name.endswith(".partial")]  # no temporary file left behind
+
+
+def test_generate_loads_no_training_code(tmp_path):
+    """Only `facegan train` builds its flag per setting (whose help asks the training
+    registries): making faces imports nothing of facegan.train."""
+    code = ("import sys; from facegan.cli import main; "
+            f"assert main(['generate', '-n', '1', '--out', {str(tmp_path / 'x.png')!r}]) == 0; "
+            "print(sorted(m for m in sys.modules if m.startswith('facegan.train')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("[]"), done.stderr

@@ -95,7 +95,10 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in known}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
+    """The command line. ``setting_flags=False`` leaves out train's flag per setting, whose
+    help asks the registries (families, steps, losses): other commands start without
+    loading them."""
     parser = argparse.ArgumentParser(prog="facegan", description="Train face-generating GANs and use what they learn.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -109,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "takes --run as its own --run-path")
     train.add_argument("--resume", action="store_true", help="insist on resuming the run directory's latest checkpoint")
     train.add_argument("--dry-run", action="store_true", help="print the config and both networks, then exit")
-    add_setting_flags(train)
+    if setting_flags:
+        add_setting_flags(train)
 
     generate = commands.add_parser("generate", help="make faces with a trained generator (by default the shipped one)",
                                    description="Make faces with a trained generator: a run's, a checkpoint's, an "
@@ -727,7 +731,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(setting_flags=given[:1] == ["train"]).parse_args(given)
     try:
         return COMMANDS[args.command](args)
     except FaceganError as e:
