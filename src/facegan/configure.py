@@ -61,7 +61,7 @@ def family_fields() -> dict[str, tuple[dataclasses.Field, tuple[str, ...]]]:
 
 
 def own_fields(family: Family) -> list[dataclasses.Field]:
-    return cfg.settings_fields(family.settings) if dataclasses.is_dataclass(family.settings) else []
+    return cfg.settings_fields(family.settings)  # NoSettings, for a family without any, has none
 
 
 def resolve_family(model: ModelConfig, origin: str) -> ModelConfig:
@@ -185,8 +185,7 @@ def validate_model(config: Config) -> Config:
     if not isinstance(m.family_settings, family.settings):
         raise FaceganError(f"the settings of family {family.name} were not resolved (facegan.configure.from_dict)")
     cfg.check_fields(m, "model")
-    if dataclasses.is_dataclass(m.family_settings):
-        cfg.check_fields(m.family_settings, f"model.{family.name}")
+    cfg.check_fields(m.family_settings, f"model.{family.name}")
     if attribute_names(m.attributes) and not family.conditional:
         conditional = ", ".join(f.name for f in models.FAMILIES.values() if f.conditional)
         raise FaceganError(f"model.attributes needs a conditional family ({conditional}), not {family.name}")
@@ -214,9 +213,8 @@ def validate(config: Config) -> Config:
                 raise FaceganError(f"{section}.{f.name} must be one of {', '.join(registry(names))}, not {value!r}")
     family = models.family_of(m)
     if t.pl_weight and family.mapping is None:
-        with_mapping = [f.name for f in models.FAMILIES.values() if f.mapping is not None]
         raise FaceganError(f"train.pl_weight needs a generator with a mapping network (family "
-                           f"{' or '.join(with_mapping)}), not family {m.family}")
+                           f"{models.with_mapping()}), not family {m.family}")
     if t.attribute_loss and not attribute_names(m.attributes):
         raise FaceganError("train.attribute_loss needs a conditional model: set model.attributes too")
     return config

@@ -125,8 +125,7 @@ def mapping_of(config: cfg.Config) -> Mapping | None:
 
 def check_truncation(config: cfg.Config, truncation: float) -> None:
     if truncation != 1 and mapping_of(config) is None:
-        raise FaceganError(f"truncation needs a generator with a mapping network (family "
-                           f"{' or '.join(f.name for f in models.FAMILIES.values() if f.mapping)}), "
+        raise FaceganError(f"truncation needs a generator with a mapping network (family {models.with_mapping()}), "
                            f"not family {config.model.family}")
     if not 0 <= truncation <= 1:
         raise FaceganError(f"truncation must be between 0 (the average face) and 1 (none), not {truncation:g}")
@@ -164,19 +163,16 @@ def mixing(generator: torch.nn.Module, config: cfg.Config, count: int, seed_a: i
     mapping = mapping_of(config)
     if mapping is None:
         raise FaceganError(f"style mixing needs a generator with a mapping network (family "
-                           f"{' or '.join(f.name for f in models.FAMILIES.values() if f.mapping)}), "
-                           f"not family {config.model.family}")
+                           f"{models.with_mapping()}), not family {config.model.family}")
     check_truncation(config, truncation)
     inputs = mapping.style_inputs(generator)
     if not 1 <= from_layer < inputs:
         raise FaceganError(f"the mixing layer must be between 1 and {inputs - 1} (this generator has "
                            f"{inputs} style inputs), not {from_layer}")
     a, b = latents(count, generator.z_dim, seed_a), latents(count, generator.z_dim, seed_b)
-    options = {"truncation": truncation} if truncation != 1 else {}
     with models.evaluating(generator):
-        for z in (a, b):
-            for i in range(0, count, batch_size):
-                yield imaging.to_uint8(generator(z[i : i + batch_size].to(device), **options), generator.output_range)
+        yield from batches(generator, count, seed_a, device, batch_size, z=a, truncation=truncation)
+        yield from batches(generator, count, seed_b, device, batch_size, z=b, truncation=truncation)
         for i in range(0, count, batch_size):
             mixed = mapping.mixed(generator, a[i : i + batch_size].to(device), b[i : i + batch_size].to(device),
                                   from_layer, truncation)

@@ -43,6 +43,11 @@ def family_of(model: ModelConfig) -> Family:
     return FAMILIES[model.family]
 
 
+def with_mapping() -> str:
+    """The families whose generator has a mapping network, for messages: "a or b"."""
+    return " or ".join(f.name for f in FAMILIES.values() if f.mapping is not None)
+
+
 def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
     """A freshly initialised (generator, discriminator) pair, D with an attribute head
     (for ``train.attribute_loss``) if asked; seed torch first for repeatability."""
