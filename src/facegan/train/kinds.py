@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from facegan import config as cfg
+from facegan.conditions import Conditions
 from facegan.train import generation
 from facegan.train.distributed import World
 from facegan.train.speed import SpeedPlan
@@ -49,6 +50,7 @@ class Training(Protocol):
     fast: SpeedPlan  # the speed settings chosen for the device (said in the first log line)
     world: World  # the processes training together
     loader: Loader  # batches of an epoch, in an order that depends only on (seed, epoch)
+    conditions: Conditions | None  # a conditional model's attributes and their joint distribution (from its labels)
     steps_taken: int
 
     def train_step(self, batch: Any) -> dict[str, torch.Tensor]: ...  # one step; figures for the log, on the device

@@ -156,16 +156,15 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         data_line = f"{len(images):,} given images"
     if names and (labels is None or labels.shape != (len(images), len(names))):
         raise FaceganError(f"a model conditioned on {', '.join(names)} needs one label per image and attribute")
-    conditions = Conditions.of(names, labels) if names else None
     if len(images) < t.batch_size:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
     family = models.family_of(m)
     setup = KINDS[family.kind].set_up(config, device, images, labels, world)
     if world.main:
         cfg.save_file(config, plan.run.config_path)
-    evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, conditions)
+    evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, setup.conditions)
                  if config.eval.eval_every and world.main else None)
-    session = Session(plan, observer, setup, conditions, evaluator, state)
+    session = Session(plan, observer, setup, evaluator, state)
     observer.on_start({
         "run": str(plan.run.root), "device": str(device) + (f" x {world.size} processes" if world.several else ""),
         "speed": setup.fast.describe(), "images": len(images),
@@ -181,11 +180,11 @@ class Session:
     """One sitting of a run: from its start (or the checkpoint it resumes) to where it
     stops, with what it writes into the run directory on the way."""
 
-    def __init__(self, plan: RunPlan, observer: Observer, setup: Training, conditions: Conditions | None,
-                 evaluator: Evaluation | None, state: checkpoint.TrainingState | None):
+    def __init__(self, plan: RunPlan, observer: Observer, setup: Training, evaluator: Evaluation | None,
+                 state: checkpoint.TrainingState | None):
         self.config, self.run_dir, self.observer, self.setup = plan.config, plan.run, observer, setup
         self.device = setup.device
-        self.conditions, self.evaluator = conditions, evaluator
+        self.evaluator = evaluator
         self.world = setup.world
         self.main = self.world.main  # only the main process writes the run directory
         self.step = self.epoch = self.position = 0
