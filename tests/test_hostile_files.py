@@ -207,3 +207,13 @@ def test_kept_reference_features_that_are_damaged_are_computed_again(tmp_path, d
     again, reused = reference_features(images, 10, network, 0, [place])
     assert not reused and network.shown == 20 and np.array_equal(again, first)
     assert np.array_equal(np.load(place), first)  # replaced by whole features
+
+
+def test_a_file_that_tells_no_size_is_still_bounded():
+    """/proc's files are regular and say 0 bytes; reading stops at the bound."""
+    from facegan import files
+    from facegan.errors import FaceganError
+
+    assert Path("/proc/self/maps").stat().st_size == 0
+    with pytest.raises(FaceganError, match="is more than a config can be"):
+        files.read_text("/proc/self/maps", "config", 16)

@@ -121,11 +121,17 @@ def regular_file(path: str | Path, what: str, limit: int | None = None) -> Path:
 
 
 def read_bytes(path: str | Path, what: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file: a file that grew past its bound since it
+    was measured (or one that tells no size, as /proc's) is refused, not read whole."""
     path = regular_file(path, what, limit)
     try:
-        return path.read_bytes()[: limit + 1]
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
     except OSError as e:
         raise FaceganError(f"cannot read {what} {path}: {describe(e)}") from None
+    if len(data) > limit:
+        raise FaceganError(f"{what} {path} is more than a {what} can be ({limit / 2**20:,.1f} MiB)")
+    return data
 
 
 def read_text(path: str | Path, what: str, limit: int) -> str:
