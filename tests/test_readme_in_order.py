@@ -66,6 +66,8 @@ def smaller(argv: list[str], work: Path) -> list[str]:
         rest += ["--minutes", "0.05", "--threads", "1"]
     elif command == "evaluate":
         rest = [a for a in rest] + ["--n", "8", "--threads", "1"]
+    elif command == "lesson" and "--list" not in rest:
+        rest += ["--scale", "0.05", "--threads", "1"]
     elif command == "train-classifier":
         rest += ["--epochs", "1", "--batch-size", "16"]
     elif command == "project":
@@ -89,7 +91,8 @@ def serve_briefly(base: list[str], argv: list[str], work: Path, env: dict) -> No
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/faces?n=2", timeout=5) as answer:
+                api = "/api/lesson" if "--lesson" in argv else "/api/faces?n=2"
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{api}", timeout=5) as answer:
                     assert answer.status == 200
                 break
             except OSError:
@@ -125,4 +128,4 @@ def test_every_readme_command_runs_in_order(tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
         ran.append(command)
     kinds = {c.split()[0] for c in ran}
-    assert {"train", "prepare", "evaluate", "generate", "export", "serve", "project", "demo"} <= kinds
+    assert {"train", "prepare", "evaluate", "generate", "export", "serve", "project", "demo", "lesson"} <= kinds

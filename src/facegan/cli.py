@@ -225,6 +225,8 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
         description="Serve a page for one generator: new faces on each load and on a button, a seed box, a control "
                     "per attribute of a conditional model, a slider between two faces, PNG downloads.")
     add_generator_source(serve, required=False)
+    serve.add_argument("--lesson", action="store_true",
+                       help="serve the live lesson instead: the game on 2-D points, trained while you watch")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -240,6 +242,22 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=0,
                       help="CPU threads for PyTorch (default 0: one per core that other work leaves idle, measured "
                            "at the start)")
+    lesson = commands.add_parser(
+        "lesson", help="run a lesson: how GANs learn and fail, shown in a minute or two on a CPU",
+        description="Run numbered lessons (all of them with no number): each trains something small for real, "
+                    "writes its figures (PNG, GIF) and a text of what to look at with the numbers it measured. "
+                    "docs/lesson.md is the same lessons as a text.")
+    lesson.add_argument("number", type=int, nargs="?", help="the lesson (facegan lesson --list); default: all")
+    lesson.add_argument("--list", action="store_true", help="list the lessons and their fixes")
+    lesson.add_argument("--fix", action="append", default=[],
+                        help="show only this fix beside the failing setup (repeat or comma-separate; "
+                             "default: every fix the lesson has)")
+    lesson.add_argument("--seed", type=int, default=0, help="seed (default 0): the same seed gives the same figures")
+    lesson.add_argument("--out", default="lessons", help="folder for the figures (default lessons/)")
+    lesson.add_argument("--scale", type=float, default=1.0,
+                        help="fraction of each lesson's training to run, in (0, 1] (default 1; smaller is quicker "
+                             "and may no longer show what the lesson teaches)")
+    add_threads_flag(lesson)
     return parser
 
 
@@ -563,12 +581,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
     _use_threads(args)
+    if args.lesson and (args.run or args.checkpoint or args.model):
+        raise FaceganError("--lesson serves the 2-D lesson, which uses no generator: leave out --run, --checkpoint "
+                           "and --model")
     sock = listen(args.host, args.port)
-    path = _generator_path(args)
-    app = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port)
+    if args.lesson:
+        from facegan.web.lesson import create_lesson_app
+
+        app, what = create_lesson_app(args.host, args.port), "the live lesson"
+    else:
+        path = _generator_path(args)
+        app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port), \
+            f"faces of {_shown(path)}"
     if args.host not in LOOPBACK:
         print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
-    print(f"serving faces of {_shown(path)} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    print(f"serving {what} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     serve(app, sock)
     return 0
 
@@ -716,7 +743,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from facegan import lessons
+
+    if args.list:
+        for lesson in lessons.lessons():
+            fixes = f"  (--fix {', '.join(lesson.fixes)})" if lesson.fixes else ""
+            print(f"{lesson.number}. {lesson.title}{fixes}")
+        return 0
+    if args.seed < 0:
+        raise FaceganError(f"--seed must be 0 or more, not {args.seed}")
+    fixes = tuple(f.strip() for text in args.fix for f in text.split(",") if f.strip())
+    if fixes and args.number is None:
+        raise FaceganError("--fix needs a lesson number: each lesson has its own fixes (facegan lesson --list)")
+    chosen = [lessons.find(args.number)] if args.number is not None else list(lessons.lessons())
+    for lesson in chosen:
+        lessons.checked_fixes(lesson, fixes)
+    _use_threads(args)
+    out = Path(args.out)
+    for lesson in chosen:
+        print(f"lesson {lesson.number}: {lesson.title} ...", flush=True)
+        outcome = lessons.run(lesson, out, args.seed, fixes, args.scale)
+        print(f"\n{outcome.text}\n")
+        for name, path in outcome.figures.items():
+            print(f"  {name + ':':<11} {path}")
+        print(f"  {'in code:':<11} {'; '.join(lesson.code)}")
+        print(f"  ({outcome.seconds:.0f} s; text and numbers in {lessons.folder(out, lesson)})\n", flush=True)
+    return 0
+
+
+COMMANDS = {"lesson": cmd_lesson, "train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
             "prepare": cmd_prepare, "train-classifier": cmd_train_classifier, "models": cmd_models,
             "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo}
 

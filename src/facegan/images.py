@@ -45,11 +45,12 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
     files.atomic_write(path, lambda f: f.write(encode_png(image)))
 
 
-def save_gif(frames: Sequence[str | Path], path: str | Path, min_width: int = 512, frame_ms: int = 400) -> None:
-    """An animation of PNG files; small frames are enlarged (nearest) to at least ``min_width``.
+def save_gif(frames: Sequence[str | Path | Image.Image], path: str | Path, min_width: int = 512,
+             frame_ms: int = 400) -> None:
+    """An animation of PNG files (or pictures); small frames are enlarged (nearest) to at least ``min_width``.
     Each frame gets its own 256-colour palette by the fast octree method: Pillow's default
     (median cut) took 13x longer for the same frames."""
-    pictures = [Image.open(f).convert("RGB") for f in frames]
+    pictures = [(f if isinstance(f, Image.Image) else Image.open(f)).convert("RGB") for f in frames]
     if not pictures:
         return
     factor = max(1, math.ceil(min_width / pictures[0].width))

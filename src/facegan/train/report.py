@@ -37,7 +37,7 @@ def evenly(items: Sequence[Any], count: int) -> list[Any]:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     span = hi - lo or 1.0
     raw = span / count
     magnitude = 10 ** int(f"{raw:e}".split("e")[1])
@@ -68,11 +68,11 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], rows: Sequ
         return (left + (step - x0) / (x1 - x0) * (right - left), bottom - (value - lo) / (hi - lo) * (bottom - top))
 
     draw.text((left, top - 22), title, fill=(30, 30, 30), font=font)
-    for tick in _nice_ticks(lo, hi):
+    for tick in nice_ticks(lo, hi):
         y = xy(x0, tick)[1]
         draw.line([(left, y), (right, y)], fill=(225, 225, 225))
         draw.text((left - 8, y), f"{tick:g}", fill=(90, 90, 90), font=font, anchor="rm")
-    for tick in _nice_ticks(x0, x1):
+    for tick in nice_ticks(x0, x1):
         x = xy(tick, lo)[0]
         draw.text((x, bottom + 6), f"{int(tick):,}", fill=(90, 90, 90), font=font, anchor="ma")
     draw.rectangle([left, top, right, bottom], outline=(120, 120, 120))

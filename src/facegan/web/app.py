@@ -254,45 +254,65 @@ def allowed_hosts(host: str, port: int) -> set[str] | None:
     return {name for base in names for name in (base, f"{base}:{port}")}
 
 
+def refused(request: Request, hosts: set[str] | None) -> Response | None:
+    """The answer to a request this server does not take: one addressed to another name
+    (DNS rebinding), or an API call from another site's page; None for the rest."""
+    if hosts is not None and request.headers.get("host", "").lower() not in hosts:
+        return JSONResponse({"error": "this server answers only requests addressed to it by its own address"},
+                            status_code=400)
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if request.url.path.startswith("/api/") and (
+            site not in (None, "same-origin", "none")
+            or (origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}")):
+        return JSONResponse({"error": "another site's page may not use this server"}, status_code=403)
+    return None
+
+
+def json_endpoint(handler: Callable[[Request], Any], hosts: set[str] | None) -> Callable[[Request], Any]:
+    """An API route: refused requests answered, HEAD answered without calling ``handler``,
+    its result as JSON, and its BadRequest, Busy and Cancelled as 400, 503/429 and 503."""
+    async def answer(request: Request) -> Response:
+        stop = refused(request, hosts)
+        if stop is not None:
+            return stop
+        if request.method == "HEAD":  # what a GET would answer, without making it
+            return Response(headers={"Content-Type": "application/json"})
+        try:
+            body = await handler(request)
+        except BadRequest as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        except Busy as e:
+            return JSONResponse({"error": str(e)}, status_code=e.status, headers={"Retry-After": str(RETRY_AFTER_S)})
+        except Cancelled:
+            return JSONResponse({"error": "the request was dropped"}, status_code=503,
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        return JSONResponse(body)
+    return answer
+
+
+def page_endpoint(page: str, hosts: set[str] | None) -> Callable[[Request], Any]:
+    """A page, with its Content-Security-Policy and no caching."""
+    headers = {"Cache-Control": "no-store", "Content-Security-Policy": content_security_policy(page)}
+
+    async def index(request: Request) -> Response:
+        stop = refused(request, hosts)
+        if stop is not None:
+            return stop
+        return HTMLResponse(page if request.method != "HEAD" else "", headers=headers)
+    return index
+
+
 def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.0.1", port: int = 8000) -> "NoSniff":
     """The ASGI application serving the generator in ``path`` (``shown``: its name on the
     page), for a server listening on ``host``:``port``."""
     maker = FaceMaker(path, shown, device)
     page = PAGE.read_text()
     hosts = allowed_hosts(host, port)
-    page_headers = {"Cache-Control": "no-store", "Content-Security-Policy": content_security_policy(page)}
     state: dict[str, Scheduler] = {}
 
-    def refused(request: Request) -> Response | None:
-        if hosts is not None and request.headers.get("host", "").lower() not in hosts:
-            return JSONResponse({"error": "this server answers only requests addressed to it by its own address"},
-                                status_code=400)
-        site = request.headers.get("sec-fetch-site")
-        origin = request.headers.get("origin")
-        if request.url.path.startswith("/api/") and (
-                site not in (None, "same-origin", "none")
-                or (origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}")):
-            return JSONResponse({"error": "another site's page may not use this server"}, status_code=403)
-        return None
-
     def endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def answer(request: Request) -> Response:
-            stop = refused(request)
-            if stop is not None:
-                return stop
-            if request.method == "HEAD":  # what a GET would answer, without making it
-                return Response(headers={"Content-Type": "application/json"})
-            try:
-                body = await handler(request)
-            except BadRequest as e:
-                return JSONResponse({"error": str(e)}, status_code=400)
-            except Busy as e:
-                return JSONResponse({"error": str(e)}, status_code=e.status, headers={"Retry-After": str(RETRY_AFTER_S)})
-            except Cancelled:
-                return JSONResponse({"error": "the request was dropped"}, status_code=503,
-                                    headers={"Retry-After": str(RETRY_AFTER_S)})
-            return JSONResponse(body)
-        return answer
+        return json_endpoint(handler, hosts)
 
     async def made(request: Request, total: int, make: Callable[[int, int], list[str]]) -> list[str]:
         """Faces from the scheduler; dropped (Cancelled) when the client goes away."""
@@ -309,11 +329,7 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
             if not job.future.done():
                 scheduler.cancel(job)
 
-    async def index(request: Request) -> Response:
-        stop = refused(request)
-        if stop is not None:
-            return stop
-        return HTMLResponse(page if request.method != "HEAD" else "", headers=page_headers)
+    index = page_endpoint(page, hosts)
 
     async def model(request: Request) -> dict[str, Any]:
         return maker.describe()
