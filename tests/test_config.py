@@ -5,7 +5,7 @@ from facegan import config as cfg
 from facegan import configure
 from facegan.conditions import attribute_names
 from facegan.errors import FaceganError
-from facegan.models import build
+from facegan.models import build, family_of
 
 
 def test_every_preset_loads_and_validates():
@@ -17,8 +17,8 @@ def test_every_preset_loads_and_validates():
 
 @pytest.mark.parametrize("name", cfg.preset_names())
 def test_every_preset_builds_networks_of_its_resolution(name):
-    """G makes images of the preset's resolution and D gives logits per image (one, or one
-    per patch), given labels of the preset's attributes for a conditional preset."""
+    """G makes images of the preset's resolution (from latents, or an upscaler from smaller
+    images) and D gives logits per image (one, or one per patch), given labels of the preset's attributes for a conditional preset."""
     model = configure.preset(name).model
     torch.manual_seed(0)
     g, d = build(model)
@@ -26,7 +26,7 @@ def test_every_preset_builds_networks_of_its_resolution(name):
     attributes = attribute_names(model.attributes)
     labels = (torch.randint(0, 2, (2, len(attributes))).float(),) if attributes else ()
     with torch.no_grad():
-        images = g(torch.randn(2, model.z_dim), *labels)
+        images = g(torch.randn_like(family_of(model).blank_input(model, 2)), *labels)
         assert images.shape == (2, 3, model.resolution, model.resolution)
         logits = d(images, *labels)
         assert logits.shape[0] == 2 and logits.dim() <= 2

@@ -242,6 +242,17 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=0,
                       help="CPU threads for PyTorch (default 0: one per core that other work leaves idle, measured "
                            "at the start)")
+    upscale = commands.add_parser(
+        "upscale", help="make images larger with a trained upscaler (facegan train --preset sr128)",
+        description="Upscale an image, or every image of a folder, with a trained upscaler: each whole image at "
+                    "its own size (up to 1024 x 1024 pixels), scale times wider and taller, written as PNG.")
+    upscale.add_argument("source", help="an image, or a folder of images (searched recursively)")
+    add_generator_source(upscale, required=True)
+    upscale.add_argument("--out", required=True,
+                         help="for one image: the .png to write; for a folder: the folder to write into")
+    upscale.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_threads_flag(upscale)
+
     lesson = commands.add_parser(
         "lesson", help="run a lesson: how GANs learn and fail, shown in a minute or two on a CPU",
         description="Run numbered lessons (all of them with no number): each trains something small for real, "
@@ -743,6 +754,59 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_UPSCALE_PIXELS = 1024 * 1024  # facegan upscale's largest input: its output is scale^2 times as many pixels
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from facegan import sample, upscaling
+    from facegan.data.decode import Crop, Unusable, decode
+    from facegan.devices import resolve_device
+
+    _use_threads(args)
+    source, out = Path(args.source), Path(args.out)
+    if not source.exists():
+        raise FaceganError(f"{source} does not exist")
+    if source.is_dir():
+        photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not photos:
+            raise FaceganError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        targets = [files.make_folder(out) / p.relative_to(source).with_suffix(".png") for p in photos]
+    else:
+        if out.suffix.lower() != ".png":
+            raise FaceganError(f"--out must name a .png file for one image, not {out}")
+        photos, targets = [source], [out]
+    path = _generator_path(args)
+    device = resolve_device(args.device)
+    upscaler, config, _ = sample.load_generator(path, device, "upscaler")
+    scale, done = config.model.family_settings.scale, 0
+    for photo, target in zip(photos, targets):
+        try:
+            files.regular_file(photo, "image", 256 * 2**20)
+            image, _ = decode(str(photo), None, Crop.parse("none"))
+            if image.shape[0] * image.shape[1] > MAX_UPSCALE_PIXELS:
+                raise Unusable(f"{image.shape[1]}x{image.shape[0]} is more than {MAX_UPSCALE_PIXELS:,} pixels "
+                               "(1024 x 1024): shrink or crop it first")
+        except (Unusable, FaceganError) as e:
+            if len(photos) == 1:
+                raise FaceganError(f"cannot use {photo}: {e}") from None
+            print(f"facegan: skipped {photo}: {e}", file=sys.stderr)
+            continue
+        from facegan import images as imaging
+
+        files.make_folder(target.parent)
+        imaging.save_png(upscaling.upscale(upscaler, image[None], device, 1)[0], target)
+        done += 1
+        if len(photos) == 1:
+            print(f"wrote {target} ({image.shape[1] * scale}x{image.shape[0] * scale}, from "
+                  f"{image.shape[1]}x{image.shape[0]}, with {_shown(path)})")
+    if len(photos) > 1:
+        if not done:
+            raise FaceganError(f"none of the {len(photos)} images of {source} could be used")
+        print(f"wrote {done:,} of {len(photos):,} images, {scale}x larger, into {out}/ with {_shown(path)}")
+    return 0
+
+
 def cmd_lesson(args: argparse.Namespace) -> int:
     from facegan import lessons
 
@@ -772,7 +836,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"lesson": cmd_lesson, "train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
+COMMANDS = {"upscale": cmd_upscale, "lesson": cmd_lesson, "train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
             "prepare": cmd_prepare, "train-classifier": cmd_train_classifier, "models": cmd_models,
             "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo}
 

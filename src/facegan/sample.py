@@ -22,7 +22,11 @@ from facegan.errors import FaceganError
 from facegan.models.family import Mapping
 
 
-def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
+USE = {"generator": "facegan generate", "upscaler": "facegan upscale"}  # the command for each kind of model
+
+
+def load_generator(path: str | Path, device: torch.device, kind: str = "generator",
+                   ) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
     """The generator of a checkpoint or a generator file (.safetensors: an export or a
     shipped model), rebuilt from the settings stored beside its weights: for a checkpoint,
     its moving average when the run kept one (train.ema_kimg), else the generator itself;
@@ -31,17 +35,20 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
     Nothing in the file is trusted before it is checked: its settings and attributes are
     validated, the tensors it stores are compared (names, shapes, types) with those the
     settings make, on the meta device, before a weight is read or a network allocated, and
-    weights that are not finite are refused."""
+    weights that are not finite are refused. ``kind``: the kind of model asked for (an
+    upscaler's network is kept where a generator's is); another kind is refused."""
     if generator_file.is_generator_file(path):
         found = generator_file.metadata(path)
         config = configure.from_dict(found["config"], str(path), model_only=True)
         state_of_conditions = found["conditions"]
+        check_kind(config, kind, path)
         check_stored(config, generator_file.stored(path), path)
         weights = generator_file.weights(path)
     else:
         state = checkpoint.TrainingState.load(path)
         config = configure.from_dict(state.config, str(path), model_only=True)
         weights, state_of_conditions = state.sampling_generator, state.conditions
+        check_kind(config, kind, path)
         check_stored(config, {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}, path)
     conditions = Conditions.from_state(state_of_conditions, str(path)) if state_of_conditions is not None else None
     if attribute_names(config.model.attributes) != (conditions.names if conditions is not None else ()):
@@ -52,6 +59,16 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[torch.nn.Mod
     generator = models.build_generator(config.model)
     generator.load_state_dict(weights)
     return generator.to(device).eval(), config, conditions
+
+
+def check_kind(config: cfg.Config, kind: str, path: str | Path) -> None:
+    found = models.family_of(config.model).kind
+    if found != kind:
+        def a(word: str) -> str:
+            return ("an " if word[0] in "aeiou" else "a ") + word
+
+        raise FaceganError(f"{path} holds {a(found)} ({config.model.family}), not {a(kind)}: use it with "
+                           f"{USE.get(found, 'facegan train')}")
 
 
 STORED_FLOATS = (torch.float32, torch.float16, torch.bfloat16)  # how facegan stores weights (used as fp32)

@@ -86,9 +86,10 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     return image.convert("RGB"), f"{mode} to RGB"
 
 
-def decode(source: str | BinaryIO, size: int, crop: Crop, allow_upscale: bool = False,
+def decode(source: str | BinaryIO, size: int | None, crop: Crop, allow_upscale: bool = False,
            max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str | None]:
-    """The image as uint8 (size, size, 3) and the conversion applied (or None).
+    """The image as uint8 (size, size, 3) and the conversion applied (or None); with
+    ``size`` None, the crop at its own size (H, W, 3).
 
     Raises ``Unusable`` with the reason when the file cannot be used.
     """
@@ -115,7 +116,8 @@ def decode(source: str | BinaryIO, size: int, crop: Crop, allow_upscale: bool = 
             image.close()
 
 
-def _decode_open(image: Image.Image, size: int, crop: Crop, allow_upscale: bool) -> tuple[np.ndarray, str | None]:
+def _decode_open(image: Image.Image, size: int | None, crop: Crop, allow_upscale: bool,
+                 ) -> tuple[np.ndarray, str | None]:
     oriented = image.getexif().get(0x0112, 1) not in (1, None)
     if oriented:
         image = ImageOps.exif_transpose(image)
@@ -124,6 +126,10 @@ def _decode_open(image: Image.Image, size: int, crop: Crop, allow_upscale: bool)
     if region is None:
         raise Unusable(f"crop box {crop} lies outside the {width}x{height} image")
     crop_w, crop_h = region[2] - region[0], region[3] - region[1]
+    if size is None:
+        image.load()
+        rgb, note = _to_rgb(image)
+        return np.asarray(rgb.crop(region), dtype=np.uint8), note
     if min(crop_w, crop_h) < size and not allow_upscale:
         raise Unusable(f"smaller than the target: {crop_w}x{crop_h} crop for {size}x{size}")
     if image.format == "JPEG" and not oriented:

@@ -77,20 +77,50 @@ class BatchLoader:
         layout change happen on uint8, a quarter of the bytes of float; the float
         conversion keeps the memory format and scales in place.
         """
+        index, flip = self.arranged(index)
+        batch = self.gather(self.source, index, flip)
+        labels = None if self.labels is None else self.labels.index_select(0, index).to(self.device, non_blocking=True)
+        return batch, labels
+
+    def arranged(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's part of a batch's index, reordered so that the images to mirror come
+        last (the order every array of the batch follows), and the mask of those (None
+        without mirroring)."""
         # drawn for the whole batch, on every rank alike
         flip = torch.rand(len(index), device=index.device) < 0.5 if self.mirror else None
         if self.ranks > 1:
             part = slice(self.rank * len(index) // self.ranks, (self.rank + 1) * len(index) // self.ranks)
             index, flip = index[part], None if flip is None else flip[part]
-        if flip is not None:
-            kept, flipped = index[~flip], index[flip]
-            batch = torch.cat([self.source.index_select(0, kept), self.source.index_select(0, flipped).flip(2)])
-            index = torch.cat([kept, flipped])
-        else:
-            batch = self.source.index_select(0, index)
+        if flip is None:
+            return index, None
+        return torch.cat([index[~flip], index[flip]]), torch.arange(len(index), device=index.device) >= int((~flip).sum())
+
+    def gather(self, source: torch.Tensor, index: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """``source``'s images at ``index``, those marked in ``flip`` (all at the end) mirrored,
+        on the device as float NCHW in the model's range."""
+        batch = source.index_select(0, index)
+        if flip is not None and bool(flip.any()):
+            first = int((~flip).sum())
+            batch = torch.cat([batch[:first], batch[first:].flip(2)])
         batch = batch.to(self.device, non_blocking=True)
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = batch.permute(0, 3, 1, 2).contiguous(memory_format=layout)
         lo, hi = self.pixel_range
-        labels = None if self.labels is None else self.labels.index_select(0, index).to(self.device, non_blocking=True)
-        return batch.float().mul_((hi - lo) / 255.0).add_(lo), labels
+        return batch.float().mul_((hi - lo) / 255.0).add_(lo)
+
+
+class PairLoader(BatchLoader):
+    """Batches of (input, target) image pairs: ``inputs`` (N, h, w, 3) and ``images``
+    (N, H, W, 3), row i of one belonging to row i of the other (an upscaler's low-res
+    face and the photo it came from), gathered by one index and mirrored alike."""
+
+    def __init__(self, inputs: np.ndarray, images: np.ndarray, *args, **kwargs):
+        super().__init__(images, *args, **kwargs)
+        if inputs.ndim != 4 or inputs.shape[3] != 3 or inputs.dtype != np.uint8 or len(inputs) != len(images):
+            raise ValueError(f"inputs must be uint8 (N, h, w, 3) for {len(images)} images, not {inputs.dtype} "
+                             f"{inputs.shape}")
+        self.inputs = torch.from_numpy(np.ascontiguousarray(inputs)).to(self.source.device)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        index, flip = self.arranged(index)
+        return self.gather(self.inputs, index, flip), self.gather(self.source, index, flip)

@@ -107,7 +107,7 @@ def gflop_per_image(model: ModelConfig) -> float:
         attributes = len(attribute_names(model.attributes))
         labels = torch.zeros(1, attributes) if attributes else None
         with FlopCounterMode(display=False) as counter:
-            discriminator(generator(torch.zeros(1, model.z_dim), labels), labels)
+            discriminator(generator(family.blank_input(model, 1), labels), labels)
     return counter.get_total_flops() / 1e9
 
 

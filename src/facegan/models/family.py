@@ -100,6 +100,8 @@ class Family:
     figures: tuple[Figure, ...] = ()  # figures its networks add to the training log (growth.figures' names)
     frozen_parameters: Callable[[nn.Module], int] = field(default=lambda discriminator: 0)
     kind: str = "generator"  # the kind of model (facegan.train.kinds): what a batch, a step and a grid are
+    blank_input: Callable[[ModelConfig, int], torch.Tensor] = field(default=lambda m, n: torch.zeros(n, m.z_dim))
+    """n inputs of the generator's shape, all zeros (to count FLOPs, trace exports): latents, or an upscaler's images."""
 
     def problems(self, m: ModelConfig) -> list[str]:
         """Everything wrong with ``m`` for this family, one message each (its own settings

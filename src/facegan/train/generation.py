@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,14 +21,15 @@ from facegan import models, sample
 from facegan.conditions import Conditions, attribute_names
 from facegan.data.loader import BatchLoader
 from facegan.models.family import Family
-from facegan.train import augment, distributed, speed
+from facegan.train import augment, distributed, networks, speed
+from facegan.train.networks import TwoNetworks
 from facegan.train.distributed import ALONE, World
 from facegan.train.ema import MovingAverage
 from facegan.train.steps import STEPS, Objective
 
 
 @dataclass
-class GeneratorTraining:
+class GeneratorTraining(TwoNetworks):
     """Everything one training step of a generator needs."""
 
     config: cfg.Config
@@ -93,23 +93,6 @@ class GeneratorTraining:
         """What the family adds to a row of the training log (a growing model's stage)."""
         return self.family.growth.figures(self.generator) if self.family.growth is not None else {}
 
-    def state(self) -> dict[str, Any]:
-        """The networks' and optimisers' part of a checkpoint (facegan.checkpoint.TrainingState)."""
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
-                "generator_ema": self.average.module.state_dict() if self.average is not None else None,
-                "conditions": self.conditions.state() if self.conditions is not None else None}
-
-    def restore(self, state: Any, steps_taken: int) -> None:
-        """Load a checkpoint's networks and optimisers, ``steps_taken`` steps in."""
-        self.generator.load_state_dict(state.generator)
-        self.discriminator.load_state_dict(state.discriminator)
-        self.g_optimizer.load_state_dict(state.g_optimizer)
-        self.d_optimizer.load_state_dict(state.d_optimizer)
-        self.steps_taken = steps_taken
-        if self.average is not None:  # a run that starts averaging on resume starts from its generator
-            self.average.module.load_state_dict(state.sampling_generator)
-
     def grid(self, path: Path) -> Path:
         """The sample grid: the same latents (and labels) every time, from the run's seed."""
         t = self.config.train
@@ -134,12 +117,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     torch.manual_seed(t.seed)
     generator, discriminator = (distributed.share_batch_norm(network, world, device).to(device)
                                 for network in models.build(m, attribute_head=t.attribute_loss > 0))
-    for network in (generator, discriminator):
-        distributed.same_weights(network, world)
-    optimizers = (speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
-                  speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast))
-    for optimizer in optimizers:
-        distributed.average_gradients_before_steps(optimizer, world)
+    optimizers = networks.optimisers(generator, discriminator, t, fast, world)
     growth, mapping = family.growth, family.mapping
     objective = Objective(
         t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range, t.attribute_loss,

@@ -12,11 +12,11 @@ differs is declared by the kind:
 - its evaluation: what evaluations during training compute (given to ``train`` from above).
 
 A family names its kind (``Family.kind``); ``set_up`` of that kind builds a ``Training``
-from the run's settings and data, and the session drives it. Today there is one kind,
-``generator`` (z and labels -> face, ``facegan.train.generation``). An *upscaler*
-(a face at S px -> the same face at k*S px, trained on pairs one cache gives) and a
-*translator* (a face of domain A -> domain B, unpaired, one cache split by an attribute)
-fit the same shape: their networks pack into the checkpoint's generator and
+from the run's settings and data, and the session drives it. Two kinds exist:
+``generator`` (z and labels -> face, ``facegan.train.generation``) and ``upscaler`` (a
+face at S px -> the same face at k*S px, trained on pairs one cache gives,
+``facegan.train.upscaling``). A *translator* (a face of domain A -> domain B, unpaired, one cache split by an attribute)
+fits the same shape: its networks pack into the checkpoint's generator and
 discriminator (a translator's two generators as one module), their loaders yield pairs,
 their grids show input and output side by side.
 """
@@ -32,7 +32,7 @@ import torch
 
 from facegan import config as cfg
 from facegan.conditions import Conditions
-from facegan.train import generation
+from facegan.train import generation, upscaling
 from facegan.train.distributed import World
 from facegan.train.speed import SpeedPlan
 
@@ -76,4 +76,5 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("generator", "z (and labels) -> face, against a discriminator", generation.set_up),
+    Kind("upscaler", "a face at S px -> the same face at k*S px, from pairs one cache gives", upscaling.set_up),
 )}

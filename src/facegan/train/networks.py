@@ -1,0 +1,49 @@
+"""What every kind of two networks (a generator or upscaler, and a discriminator)
+shares: their optimisers, and their part of a checkpoint (both networks, both
+optimisers, the moving average if kept, a conditional model's attribute distribution:
+``facegan.checkpoint.TrainingState``'s entries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from facegan import config as cfg
+from facegan.train import distributed, speed
+from facegan.train.distributed import World
+
+
+def optimisers(generator: torch.nn.Module, discriminator: torch.nn.Module, t: cfg.TrainConfig,
+               fast: speed.SpeedPlan, world: World) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for each network (train's rates and betas), averaging gradients across
+    processes before each step when there are several; the networks start alike on all."""
+    for network in (generator, discriminator):
+        distributed.same_weights(network, world)
+    pair = (speed.adam(generator.parameters(), t.g_lr, (t.beta1, t.beta2), t.adam_eps, fast),
+            speed.adam(discriminator.parameters(), t.d_lr, (t.beta1, t.beta2), t.adam_eps, fast))
+    for optimizer in pair:
+        distributed.average_gradients_before_steps(optimizer, world)
+    return pair
+
+
+class TwoNetworks:
+    """Mixin for a kind's training holding ``generator``, ``discriminator``, their
+    optimisers, ``average`` (a MovingAverage or None), ``conditions`` and ``steps_taken``."""
+
+    def state(self) -> dict[str, Any]:
+        """The networks' and optimisers' part of a checkpoint."""
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+                "generator_ema": self.average.module.state_dict() if self.average is not None else None,
+                "conditions": self.conditions.state() if self.conditions is not None else None}
+
+    def restore(self, state: Any, steps_taken: int) -> None:
+        """Load a checkpoint's networks and optimisers, ``steps_taken`` steps in."""
+        self.generator.load_state_dict(state.generator)
+        self.discriminator.load_state_dict(state.discriminator)
+        self.g_optimizer.load_state_dict(state.g_optimizer)
+        self.d_optimizer.load_state_dict(state.d_optimizer)
+        self.steps_taken = steps_taken
+        if self.average is not None:  # a run that starts averaging on resume starts from its generator
+            self.average.module.load_state_dict(state.sampling_generator)
