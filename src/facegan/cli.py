@@ -72,6 +72,10 @@ def add_generator_source(parser: argparse.ArgumentParser, required: bool) -> Non
     source.add_argument("--model", help="a model shipped with facegan (facegan models lists them)")
 
 
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+
+
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for PyTorch (default 0: one per core; on a machine that is busy with "
@@ -124,7 +128,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     generate.add_argument("-n", "--n", dest="n", type=int, default=16, help="how many images (default 16)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     generate.add_argument("--out", default="faces.png", help="a .png path for one grid, else a folder of PNGs (default faces.png)")
-    generate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_device_flag(generate)
     generate.add_argument("--attr", help="conditional models: attribute values to ask for, e.g. Male=1,Smiling=0; "
                                          "the model's other attributes are drawn as its training images had them")
     generate.add_argument("--interpolate", action="store_true",
@@ -156,7 +160,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     project.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
     project.add_argument("--starts", type=int, default=64, help="random latents tried first (default 64)")
     project.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
-    project.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_device_flag(project)
     add_threads_flag(project)
 
     evaluate = commands.add_parser(
@@ -174,7 +178,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     evaluate.add_argument("--classifier", help="an attribute classifier (facegan train-classifier): also report "
                                                "each attribute's rate in the samples and in the real images")
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_device_flag(evaluate)
     add_threads_flag(evaluate)
 
     prepare = commands.add_parser(
@@ -230,7 +234,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_device_flag(serve)
     add_threads_flag(serve)
 
     demo = commands.add_parser("demo", help="train a small GAN on the built-in faces for a few minutes",
@@ -250,7 +254,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     add_generator_source(upscale, required=True)
     upscale.add_argument("--out", required=True,
                          help="for one image: the .png to write; for a folder: the folder to write into")
-    upscale.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default auto)")
+    add_device_flag(upscale)
     add_threads_flag(upscale)
 
     lesson = commands.add_parser(
@@ -759,6 +763,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from facegan import images as imaging
     from facegan import sample, upscaling
     from facegan.data.decode import Crop, Unusable, decode
     from facegan.devices import resolve_device
@@ -792,8 +797,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                 raise FaceganError(f"cannot use {photo}: {e}") from None
             print(f"facegan: skipped {photo}: {e}", file=sys.stderr)
             continue
-        from facegan import images as imaging
-
         files.make_folder(target.parent)
         imaging.save_png(upscaling.upscale(upscaler, image[None], device, 1)[0], target)
         done += 1
@@ -836,9 +839,9 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"upscale": cmd_upscale, "lesson": cmd_lesson, "train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
             "prepare": cmd_prepare, "train-classifier": cmd_train_classifier, "models": cmd_models,
-            "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo}
+            "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo, "upscale": cmd_upscale, "lesson": cmd_lesson}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):

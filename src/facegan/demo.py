@@ -47,11 +47,13 @@ def run_demo(run_dir: str | None = None, observer: Observer | None = None, **set
 
     summary = train(RunPlan(config, run, None), observer, images)
     trained, _, _ = sample.load_generator(summary["checkpoint"], device)
-    after = sliced_wasserstein(sample.generate(trained, MEASURE_N, 1, device), real)
+    faces = sample.generate(trained, MEASURE_N, 1, device)
+    after = sliced_wasserstein(faces, real)
     return {
         "run": str(run.root),
         "swd_before": before,
         "swd_after": after,
+        "faces": faces,  # the MEASURE_N samples measured after training (uint8 N, H, W, 3)
         "samples": summary["samples"],
         "progress": str(run.progress_gif),
         "losses": str(run.losses_plot),

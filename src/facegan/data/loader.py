@@ -77,15 +77,15 @@ class BatchLoader:
         layout change happen on uint8, a quarter of the bytes of float; the float
         conversion keeps the memory format and scales in place.
         """
-        index, flip = self.arranged(index)
-        batch = self.gather(self.source, index, flip)
+        index, unflipped = self.arranged(index)
+        batch = self.gather(self.source, index, unflipped)
         labels = None if self.labels is None else self.labels.index_select(0, index).to(self.device, non_blocking=True)
         return batch, labels
 
-    def arranged(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def arranged(self, index: torch.Tensor) -> tuple[torch.Tensor, int | None]:
         """This rank's part of a batch's index, reordered so that the images to mirror come
-        last (the order every array of the batch follows), and the mask of those (None
-        without mirroring)."""
+        last (the order every array of the batch follows), and how many come before them
+        (None without mirroring)."""
         # drawn for the whole batch, on every rank alike
         flip = torch.rand(len(index), device=index.device) < 0.5 if self.mirror else None
         if self.ranks > 1:
@@ -93,15 +93,14 @@ class BatchLoader:
             index, flip = index[part], None if flip is None else flip[part]
         if flip is None:
             return index, None
-        return torch.cat([index[~flip], index[flip]]), torch.arange(len(index), device=index.device) >= int((~flip).sum())
+        return torch.cat([index[~flip], index[flip]]), int((~flip).sum())
 
-    def gather(self, source: torch.Tensor, index: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
-        """``source``'s images at ``index``, those marked in ``flip`` (all at the end) mirrored,
-        on the device as float NCHW in the model's range."""
+    def gather(self, source: torch.Tensor, index: torch.Tensor, unflipped: int | None) -> torch.Tensor:
+        """``source``'s images at ``index``, those after the first ``unflipped`` mirrored
+        (none when it is None), on the device as float NCHW in the model's range."""
         batch = source.index_select(0, index)
-        if flip is not None and bool(flip.any()):
-            first = int((~flip).sum())
-            batch = torch.cat([batch[:first], batch[first:].flip(2)])
+        if unflipped is not None and unflipped < len(index):
+            batch = torch.cat([batch[:unflipped], batch[unflipped:].flip(2)])
         batch = batch.to(self.device, non_blocking=True)
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = batch.permute(0, 3, 1, 2).contiguous(memory_format=layout)
@@ -122,5 +121,5 @@ class PairLoader(BatchLoader):
         self.inputs = torch.from_numpy(np.ascontiguousarray(inputs)).to(self.source.device)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        index, flip = self.arranged(index)
-        return self.gather(self.inputs, index, flip), self.gather(self.source, index, flip)
+        index, unflipped = self.arranged(index)
+        return self.gather(self.inputs, index, unflipped), self.gather(self.source, index, unflipped)

@@ -8,49 +8,35 @@ from pathlib import Path
 
 import numpy as np
 
-from facegan import configure, sample
+from facegan.demo import MEASURE_N, run_demo
 from facegan.lessons import Lesson, Outcome, draw
 
 STEPS = 1000
 PIECES = {"ema": {"ema_kimg": 2.0}, "diffaugment": {"augment": "color,translation,cutout"},
           "r1": {"r1_gamma": 1.0, "r1_every": 4}}
-MEASURE_N = 512
 SHOWN = 16
 
 
-def train_variant(out: Path, name: str, pieces: tuple[str, ...], seed: int, steps: int, images: np.ndarray):
-    from facegan.devices import resolve_device
-    from facegan.metrics.swd import sliced_wasserstein
-    from facegan.train.run import RunDir, RunPlan
-    from facegan.train.trainer import train
-
+def train_variant(out: Path, name: str, pieces: tuple[str, ...], seed: int, steps: int) -> dict:
+    """``facegan demo``'s run and measurement, for ``steps`` steps with ``pieces`` switched on."""
     import torch
 
-    settings = {"seed": seed, "max_steps": steps, "threads": torch.get_num_threads(),
-                "log_every": max(1, steps // 8), "keep_checkpoints": 1}
+    settings = {"seed": seed, "max_steps": steps, "threads": torch.get_num_threads(), "keep_checkpoints": 1}
     for piece in pieces:
         settings.update(PIECES[piece])
-    config = configure.override(configure.preset("demo"), settings)
-    summary = train(RunPlan(config, RunDir(out / "runs" / name), None), None, images)
-    device = resolve_device("cpu")
-    generator, _, _ = sample.load_generator(summary["checkpoint"], device)
-    made = sample.generate(generator, MEASURE_N, 1, device)
-    return made, sliced_wasserstein(made, images[:MEASURE_N])
+    return run_demo(str(out / "runs" / name), None, **settings)
 
 
 def run(out: Path, seed: int, fixes: tuple[str, ...], scale: float) -> Outcome:
-    from facegan.data import load_images
-
-    config = configure.preset("demo")
-    images, _, _ = load_images(config.data, config.model.resolution)
     steps = max(20, int(STEPS * scale))
     variants = variants_of(fixes)
     pictures, numbers, lines = [], {}, []
-    numbers["swd_untrained"] = round(untrained_distance(config, seed, images), 3)
     for name, pieces in variants.items():
-        made, distance = train_variant(out, name, pieces, seed, steps, images)
+        result = train_variant(out, name, pieces, seed, steps)
+        numbers.setdefault("swd_untrained", round(result["swd_before"], 3))  # every variant starts from the same G
+        distance = result["swd_after"]
         numbers[f"swd_{name}"] = round(distance, 3)
-        grid = draw.Image.fromarray(sample_grid(made[:SHOWN]))
+        grid = draw.Image.fromarray(sample_grid(result["faces"][:SHOWN]))
         pictures.append(draw.side_by_side([grid], gap=0, caption=f"{name}: distance {distance:.2f}"))
         lines.append(f"  {name:<24} sliced Wasserstein distance to the faces {distance:.2f}"
                      + (f"  ({', '.join(pieces)})" if pieces else "  (no EMA, no DiffAugment, no R1)"))
@@ -68,7 +54,7 @@ pieces switched on (faces.png; --fix names one piece or more: {', '.join(PIECES)
 
 """ + "\n".join(lines) + f"""
 
-Lower is closer (sliced Wasserstein distance of {MEASURE_N} samples to {MEASURE_N} faces, x100; the
+Lower is closer (sliced Wasserstein distance of {MEASURE_N} samples to {MEASURE_N} faces, as facegan demo measures, x100; the
 untrained generator's: {numbers['swd_untrained']:.2f}).
 EMA samples with a moving average of G's weights, which smooths away the last steps'
 jitter; DiffAugment shows D only randomly shifted, recoloured and cut-out views of real
@@ -77,19 +63,6 @@ smooth around the real images (lesson 4).
 
 {verdict}"""
     return Outcome({"faces": figure}, numbers, text)
-
-
-def untrained_distance(config, seed: int, images: np.ndarray) -> float:
-    """The distance of the generator every variant starts from, as ``facegan demo`` measures it."""
-    import torch
-
-    from facegan import models
-    from facegan.metrics.swd import sliced_wasserstein
-
-    torch.manual_seed(seed)  # the same initial generator that training starts from
-    untrained, _ = models.build(config.model)
-    made = sample.generate(untrained.eval(), MEASURE_N, 1, torch.device("cpu"))
-    return sliced_wasserstein(made, images[:MEASURE_N])
 
 
 def variants_of(fixes: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

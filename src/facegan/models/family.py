@@ -101,7 +101,7 @@ class Family:
     frozen_parameters: Callable[[nn.Module], int] = field(default=lambda discriminator: 0)
     kind: str = "generator"  # the kind of model (facegan.train.kinds): what a batch, a step and a grid are
     blank_input: Callable[[ModelConfig, int], torch.Tensor] = field(default=lambda m, n: torch.zeros(n, m.z_dim))
-    """n inputs of the generator's shape, all zeros (to count FLOPs, trace exports): latents, or an upscaler's images."""
+    """n inputs of the generator's shape, all zeros (to count its FLOPs): latents, or an upscaler's images."""
 
     def problems(self, m: ModelConfig) -> list[str]:
         """Everything wrong with ``m`` for this family, one message each (its own settings

@@ -14,7 +14,7 @@ starts from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +53,11 @@ class UpscalerTraining(TwoNetworks):
     world: World = ALONE
     conditions: Conditions | None = None  # upscalers take no labels
     steps_taken: int = 0
-    _scale: int = field(default=2, repr=False)
 
     def crops(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One random patch of each pair, the same place in both (low-res side ``patch``)."""
-        patch, k = self.config.model.family_settings.patch, self._scale
+        own = self.config.model.family_settings
+        patch, k = own.patch, own.scale
         side = low.shape[-1]
         if not patch or patch >= side:
             return low, high
@@ -129,5 +129,5 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     return UpscalerTraining(config, device, fast, family, generator, discriminator, *optimizers,
                             speed.prepare_network(generator, fast), loader,
                             MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
-                            (low[np.sort(shown)], images[np.sort(shown)]), world, None, _scale=scale)
+                            (low[np.sort(shown)], images[np.sort(shown)]), world, None)
 

@@ -72,7 +72,7 @@ class Cancelled(Exception):
     """The request's client went away, or the server is stopping."""
 
 
-def _integer(request: Request, name: str, default: int, low: int, high: int) -> int:
+def query_integer(request: Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query_params.get(name)
     if text is None:
         return default
@@ -335,14 +335,14 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
         return maker.describe()
 
     async def faces(request: Request) -> dict[str, Any]:
-        seed = _integer(request, "seed", 0, 0, MAX_SEED)
-        n = _integer(request, "n", 8, 1, MAX_FACES)
+        seed = query_integer(request, "seed", 0, 0, MAX_SEED)
+        n = query_integer(request, "n", 8, 1, MAX_FACES)
         wanted = maker.wanted(request)
         return {"seed": seed, "faces": await made(request, n, maker.faces(seed, n, wanted))}
 
     async def between(request: Request) -> dict[str, Any]:
-        a = _integer(request, "a", 0, 0, MAX_SEED)
-        b = _integer(request, "b", 1, 0, MAX_SEED)
+        a = query_integer(request, "a", 0, 0, MAX_SEED)
+        b = query_integer(request, "b", 1, 0, MAX_SEED)
         text = request.query_params.get("t", "0.5")
         try:
             t = float(text)

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from facegan.lessons.collapse import COLLAPSING
 from facegan.lessons.points import FIXES, Game, Setup, coverage, real_points
 from facegan.train.steps import LOSSES
-from facegan.web.app import BadRequest, NoSniff, _integer, allowed_hosts, json_endpoint, page_endpoint
+from facegan.web.app import BadRequest, NoSniff, allowed_hosts, json_endpoint, page_endpoint, query_integer
 
 PAGE = Path(__file__).with_name("lesson.html")
 SETUPS = {"healthy": Setup(), "collapsing": COLLAPSING}
@@ -86,7 +86,7 @@ def create_lesson_app(host: str = "127.0.0.1", port: int = 8000) -> NoSniff:
         return await asyncio.to_thread(live.view)
 
     async def step(request: Request) -> dict[str, Any]:
-        n = _integer(request, "n", 10, 1, MAX_STEPS)
+        n = query_integer(request, "n", 10, 1, MAX_STEPS)
         await asyncio.to_thread(live.step, n)
         return await asyncio.to_thread(live.view)
 
@@ -101,7 +101,7 @@ def create_lesson_app(host: str = "127.0.0.1", port: int = 8000) -> NoSniff:
         unknown = [f for f in fixes if f not in FIXES]
         if unknown or len(set(fixes)) != len(fixes):
             raise BadRequest(f"fix must name each of {', '.join(FIXES)} at most once, not {q.get('fix', '')[:40]!r}")
-        seed = _integer(request, "seed", 0, 0, 2**31 - 1)
+        seed = query_integer(request, "seed", 0, 0, 2**31 - 1)
         await asyncio.to_thread(live.reset, setup, loss, fixes, seed)
         return await asyncio.to_thread(live.view)
 
