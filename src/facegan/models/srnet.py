@@ -38,6 +38,12 @@ class Settings:
     blocks: int = setting(6, "residual blocks of the upscaler", (1, 64))
     patch: int = setting(32, "training crops: the low-res side of the random patch each image gives a step "
                              "(0, or at least the input's side: the whole image)", (0, 1024))
+    pixel: float = setting(1.0, "weight of the pixel loss: mean absolute error (L1) to the real photo", (0, 1e6))
+    perceptual: float = setting(0.0, "weight of the perceptual loss: L1 between the frozen EfficientNet-Lite0's "
+                                     "features of the upscaled and the real face (facegan.train.upscaling); 0 = off",
+                                (0, 1e6))
+    adversarial: float = setting(0.0, "weight of the relativistic average adversarial loss against the patch "
+                                      "critic (ESRGAN); 0 = off: the PSNR-oriented stage", (0, 1e6))
 
 
 class ResidualBlock(nn.Module):
@@ -123,4 +129,6 @@ FAMILY = Family("srnet", "upscaler: a face at S px -> k*S px (EDSR-style residua
                 figures=(Figure("l1", "L1", "{:.4f}", panel="pixel error on training crops (L1)", progress=True,
                                 colour=(52, 101, 164)),
                          Figure("psnr_train", "PSNR dB", "{:.2f}", panel="PSNR on training crops (dB, RGB)",
-                                progress=True, colour=(214, 69, 65))))
+                                progress=True, colour=(214, 69, 65)),
+                         Figure("perceptual", "perceptual", "{:.4f}", panel="perceptual loss (EfficientNet features, L1)",
+                                progress=True, colour=(117, 80, 123))))

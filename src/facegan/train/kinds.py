@@ -59,6 +59,8 @@ class Training(Protocol):
 
     def restore(self, state: Any, steps_taken: int) -> None: ...
 
+    def start_from(self, weights: dict[str, torch.Tensor]) -> None: ...  # a new run's generator from another's
+
     def grid(self, path: Path) -> Path: ...  # the sample grid, from the same inputs every time
 
     def log_figures(self) -> dict[str, float]: ...  # what the family adds to a row of the log

@@ -38,6 +38,13 @@ class TwoNetworks:
                 "generator_ema": self.average.module.state_dict() if self.average is not None else None,
                 "conditions": self.conditions.state() if self.conditions is not None else None}
 
+    def start_from(self, weights: dict[str, torch.Tensor]) -> None:
+        """A new run's generator (and its average) from another run's weights; raises
+        RuntimeError naming the first difference if they do not fit."""
+        self.generator.load_state_dict(weights)
+        if self.average is not None:
+            self.average.module.load_state_dict(weights)
+
     def restore(self, state: Any, steps_taken: int) -> None:
         """Load a checkpoint's networks and optimisers, ``steps_taken`` steps in."""
         self.generator.load_state_dict(state.generator)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from facegan import checkpoint, configure, files
+from facegan import checkpoint, configure, files, models
 from facegan import config as cfg
 from facegan.errors import FaceganError
 
@@ -194,7 +194,12 @@ def plan(
         raise FaceganError(f"nothing to resume: {run.root} holds no checkpoint")
     notes: list[str] = []
     if latest is None:
-        return RunPlan(configure.override(asked_for(preset, config_file, notes), overrides), run, None, notes=notes)
+        config = configure.override(asked_for(preset, config_file, notes), overrides)
+        upscaler = models.family_of(config.model).kind == "upscaler"
+        if upscaler and config.model.family_settings.adversarial and not config.train.start_from:
+            notes.append("this adversarial upscaler starts from scratch: the recipe starts it from a trained PSNR "
+                         "stage (--start-from runs/sr128), so that its critic judges detail, not blur")
+        return RunPlan(config, run, None, notes=notes)
 
     state = checkpoint.TrainingState.load(latest)
     base = configure.from_dict(state.config, str(latest), notes)

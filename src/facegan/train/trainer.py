@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facegan import checkpoint, configure, models
+from facegan import checkpoint, configure, models, sample
 from facegan import config as cfg
 from facegan.conditions import Conditions, attribute_names
 from facegan.data import load_images
@@ -160,6 +160,8 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
     family = models.family_of(m)
     setup = KINDS[family.kind].set_up(config, device, images, labels, world)
+    if plan.resume_from is None and t.start_from:
+        observer.on_note(start_from(setup, t.start_from, family.kind))
     if world.main:
         cfg.save_file(config, plan.run.config_path)
     evaluator = (make_evaluator(config.eval, images, plan.run.root, t.seed, device, setup.conditions)
@@ -174,6 +176,23 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
         "family": family.name, "kind": family.kind,
     })
     return session.run()
+
+
+def start_from(setup: Training, source: str, kind: str) -> str:
+    """Give a new run's generator the weights of ``source``'s (a checkpoint, run directory
+    or generator file of the same kind and architecture): a second stage starting from the
+    first. Its discriminator and optimisers stay as set up. Says what it did."""
+    path = sample.find_generator(run=source) if Path(source).is_dir() else Path(source)
+    if not path.is_file():
+        raise FaceganError(f"train.start_from: {source} is neither a checkpoint, a run directory nor a generator file")
+    loaded, _, _ = sample.load_generator(path, torch.device("cpu"), kind)
+    try:
+        setup.start_from(loaded.state_dict())
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise FaceganError(f"train.start_from: {path}'s network is not this run's ({first[0].strip()}); start from "
+                           "a run of the same family and size") from None
+    return f"starting from {path}'s {kind}; its discriminator and optimisers start fresh"
 
 
 class Session:

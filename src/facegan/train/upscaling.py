@@ -6,14 +6,18 @@ made once when training starts and mirrored alike. A step trains on a random cro
 each pair (``model.srnet.patch``, the low-res side; 0 = whole images), drawn from the
 shared random state, so a resumed run crops as an uninterrupted one would.
 
-This is the PSNR-oriented stage of the super-resolution papers (SRResNet, ESRGAN's
-first stage): the upscaler minimises the mean absolute pixel error (L1) to the real
-photo. Its discriminator is built and checkpointed, for the adversarial stage that
-starts from it.
+A step weighs three losses by the family's settings (``[model.srnet]``), as ESRGAN
+does: ``pixel``, the mean absolute error (L1) to the real photo; ``perceptual``, L1
+between the frozen EfficientNet-Lite0's feature maps of the upscaled and the real crop;
+``adversarial``, the relativistic average loss against the patch critic, which then
+takes its own step on the same crops. ``sr128`` is the PSNR-oriented first stage (pixel
+loss alone; its critic is built and checkpointed but never trained), ``sr128-gan`` the
+second, started from it (``train.start_from``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from facegan import config as cfg
 from facegan import images as imaging
 from facegan import models, upscaling
+from facegan.models import efficientnet
 from facegan.conditions import Conditions
 from facegan.data.loader import PairLoader
 from facegan.errors import FaceganError
@@ -34,6 +39,7 @@ from facegan.train.distributed import ALONE, World
 from facegan.train.ema import MovingAverage
 
 GRID_FACES = 8  # rows of the sample grid: low-res | bicubic | model | real
+PERCEPTUAL_MAPS = 3  # EfficientNet-Lite0's feature maps the perceptual loss compares: 1/4, 1/8 and 1/16 of the side
 
 
 @dataclass
@@ -49,6 +55,8 @@ class UpscalerTraining(TwoNetworks):
     g_train: torch.nn.Module
     loader: PairLoader
     average: MovingAverage | None
+    d_train: torch.nn.Module  # the critic as the step runs it
+    features: torch.nn.Module | None  # the frozen feature network of the perceptual loss, if weighted
     grid_pairs: tuple[np.ndarray, np.ndarray]  # (low-res, real) faces the grid shows every time
     world: World = ALONE
     conditions: Conditions | None = None  # upscalers take no labels
@@ -70,20 +78,50 @@ class UpscalerTraining(TwoNetworks):
             return self._step(*batch)
 
     def _step(self, low: torch.Tensor, high: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The upscaler's step on its losses (pixel, perceptual, adversarial), then, in the
+        adversarial stage, the critic's step on the same upscaled crops."""
         self.steps_taken += 1
+        own = self.config.model.family_settings
         low, high = self.crops(low, high)
+        figures: dict[str, torch.Tensor] = {}
         with self.fast.autocast(self.device):
             made = self.g_train(low)
-        loss = F.l1_loss(made.float(), high)
+        l1 = F.l1_loss(made.float(), high)
+        loss = own.pixel * l1
+        if self.features is not None:
+            figures["perceptual"] = perceptual_distance(self.features, made, high, self.fast, self.device)
+            loss = loss + own.perceptual * figures["perceptual"]
+        if own.adversarial:
+            self.discriminator.requires_grad_(False)  # the upscaler's step needs gradients through D, not for it
+            with self.fast.autocast(self.device):
+                real, fake = self.d_train(high).float(), self.d_train(made).float()
+            figures["loss_g"] = relativistic_loss(fake, real.detach())
+            loss = loss + own.adversarial * figures["loss_g"]
+            self.discriminator.requires_grad_(True)
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.g_optimizer.step()
+        if own.adversarial:
+            figures.update(self._critic_step(made.detach(), high))
         if self.average is not None:
             batch = self.config.train.batch_size
             self.average.update(self.generator, batch, self.steps_taken * batch)
         with torch.no_grad():  # pixels in [-1, 1]: a peak-to-peak of 2
             mse = F.mse_loss(made.detach().float().clamp(-1, 1), high)
-        return {"l1": loss.detach(), "psnr_train": 10 * torch.log10(4.0 / mse.clamp_min(1e-12))}
+        return {"l1": l1.detach(), "psnr_train": 10 * torch.log10(4.0 / mse.clamp_min(1e-12)),
+                **{k: v.detach() for k, v in figures.items()}}
+
+    def _critic_step(self, made: torch.Tensor, high: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.fast.autocast(self.device):
+            real, fake = self.d_train(high).float(), self.d_train(made).float()
+        loss = relativistic_loss(real, fake)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_optimizer.step()
+        with torch.no_grad():  # D_Ra: how much more real than the average fake a real patch looks, and back
+            d_real = torch.sigmoid(real - fake.mean(0, keepdim=True)).mean()
+            d_fake = torch.sigmoid(fake - real.mean(0, keepdim=True)).mean()
+        return {"loss_d": loss, "d_real": d_real, "d_fake": d_fake}
 
     @property
     def sampler(self) -> torch.nn.Module:
@@ -96,6 +134,32 @@ class UpscalerTraining(TwoNetworks):
         """Rows of the same faces every time: low-res (enlarged, nearest) | bicubic | this
         upscaler | the real photo."""
         return write_comparison(self.sampler, *self.grid_pairs, self.device, path)
+
+
+def relativistic_loss(ahead: torch.Tensor, behind: torch.Tensor) -> torch.Tensor:
+    """The relativistic average loss (Jolicoeur-Martineau 2018; ESRGAN) of critic logits
+    (N, positions): -log D_Ra(ahead, behind) - log(1 - D_Ra(behind, ahead)), where
+    D_Ra(x, y) = sigmoid(C(x) - mean C(y)) over the batch, per patch position. The
+    critic minimises it with (real, fake): real patches should look more real than the
+    average fake one; the upscaler with (fake, real)."""
+    return (F.softplus(-(ahead - behind.mean(0, keepdim=True))).mean()
+            + F.softplus(behind - ahead.mean(0, keepdim=True)).mean())
+
+
+def perceptual_distance(features: torch.nn.Module, made: torch.Tensor, real: torch.Tensor,
+                        fast: speed.SpeedPlan, device: torch.device) -> torch.Tensor:
+    """Mean absolute difference of EfficientNet-Lite0's feature maps at 1/4, 1/8 and 1/16
+    of the side (PERCEPTUAL_MAPS), summed: texture and parts, where pixel error sees only
+    their average. These maps are the blocks' linear outputs, before any activation, which
+    ESRGAN found keeps more of the signal than features after a ReLU. On a CPU the
+    network runs in fp32 even where bf16 autocast is on: its depthwise convolutions run
+    1.4-1.7x slower in bf16 (``benchmarks/upscaler_parts.py``)."""
+    precision = fast.autocast(device) if device.type == "cuda" else contextlib.nullcontext()
+    with precision:
+        ours = features.features(made)
+        with torch.no_grad():
+            theirs = features.features(real)
+    return sum(F.l1_loss(a.float(), b.float()) for a, b in list(zip(ours, theirs))[:PERCEPTUAL_MAPS])
 
 
 def write_comparison(upscaler: torch.nn.Module, low: np.ndarray, real: np.ndarray, device: torch.device,
@@ -124,10 +188,16 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     optimizers = networks.optimisers(generator, discriminator, t, fast, world)
     low = upscaling.shrink(images, scale)
     shown = np.random.default_rng(t.seed).choice(len(images), min(GRID_FACES, len(images)), replace=False)
+    features = None
+    if m.family_settings.perceptual:
+        features = efficientnet.pretrained().to(device)
+        if fast.channels_last:
+            features = features.to(memory_format=torch.channels_last)
     loader = PairLoader(low, images, t.batch_size, t.seed, device, generator.output_range, config.data.mirror,
                         on_device=fast.data_on_device, shard=(world.rank, world.size))
     return UpscalerTraining(config, device, fast, family, generator, discriminator, *optimizers,
                             speed.prepare_network(generator, fast), loader,
                             MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None,
+                            speed.prepare_network(discriminator, fast), features,
                             (low[np.sort(shown)], images[np.sort(shown)]), world, None)
 
