@@ -69,7 +69,7 @@ def main() -> None:
 
     state = checkpoint.TrainingState.load(args.checkpoint)
     generator, config, conditions = sample.load_generator(args.checkpoint, torch.device("cpu"))
-    moved = export.half_precision_error(generator, conditions, n=256)
+    moved = export.half_precision_error(generator, config, conditions, n=256)
     half = moved["max_levels"] <= 1
     out = FOLDER / f"{args.name}.safetensors"
     generator_file.save(generator.state_dict(), config, conditions, out, half=half)

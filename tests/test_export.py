@@ -50,12 +50,12 @@ def test_half_precision_stores_rounded_weights_and_says_how_far_images_move(trai
     assert code == 0, err
     assert "fp16 weights move the images by at most" in stdout
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    exact, _, _ = sample.load_generator(full, CPU)
+    exact, config, _ = sample.load_generator(full, CPU)
     rounded, _, _ = sample.load_generator(half, CPU)
     for name, value in exact.state_dict().items():
         expected = value.half().float() if value.is_floating_point() else value
         assert torch.equal(rounded.state_dict()[name], expected), name
-    moved = export.half_precision_error(exact, None)
+    moved = export.half_precision_error(exact, config, None)
     direct = np.abs(sample.generate(exact, 64, 0, CPU).astype(int) - sample.generate(rounded, 64, 0, CPU).astype(int))
     assert moved["max_levels"] == direct.max() and moved["mean_levels"] == pytest.approx(direct.mean())
 
@@ -81,7 +81,7 @@ def test_onnx_export_matches_pytorch(preset, attributes, tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "export", "--checkpoint", source, "--out", out)
     assert code == 0, err
     assert "onnxruntime matches PyTorch" in stdout
-    assert export.onnx_difference(out, generator, conditions, n=5, seed=9) <= export.ONNX_TOLERANCE
+    assert export.onnx_difference(out, generator, config, conditions, n=5, seed=9) <= export.ONNX_TOLERANCE
 
     import onnx
 

@@ -45,13 +45,40 @@ def conditional_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(conditional_file):
+def upscaler_file(tmp_path_factory) -> Path:
+    """An untrained 32 -> 64 px upscaler (bilinear enlargement plus a zero correction)."""
+    from facegan import configure
+
+    config = configure.override(configure.preset("sr128"), {"resolution": 64, "g_width": 8, "blocks": 1})
+    path = tmp_path_factory.mktemp("serve") / "upscaler.safetensors"
+    generator_file.save(models.build(config.model)[0].state_dict(), config, None, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(conditional_file, upscaler_file):
     from starlette.testclient import TestClient
 
     from facegan.web.app import create_app
 
-    with TestClient(create_app(conditional_file, "test model", CPU), base_url="http://127.0.0.1:8000") as c:
+    with TestClient(create_app(conditional_file, "test model", CPU, upscaler=upscaler_file),
+                    base_url="http://127.0.0.1:8000") as c:
         yield c
+
+
+def test_larger_faces_are_the_same_faces_upscaled(client, upscaler_file):
+    from facegan import upscaling
+
+    info = client.get("/api/model").json()
+    assert info["upscaler"] == {"name": str(upscaler_file), "resolution": 64}
+    small = client.get("/api/faces?seed=3&n=2").json()["faces"]
+    large = client.get("/api/faces?seed=3&n=2&larger=1").json()["faces"]
+    upscaler, _, _ = sample.load_generator(upscaler_file, CPU, "upscaler")
+    for a, b in zip(small, large):
+        assert np.array_equal(pixels(b), upscaling.upscale(upscaler, pixels(a)[None], CPU)[0])
+    assert pixels(client.get("/api/between?a=1&b=2&t=0.5&larger=1").json()["face"]).shape == (64, 64, 3)
+    answer = client.get("/api/faces?larger=2")
+    assert answer.status_code == 400 and "larger" in answer.json()["error"]
 
 
 def test_the_model_and_its_bounds_are_described(client):
@@ -119,6 +146,9 @@ def test_an_unconditional_model_refuses_attributes(tmp_path):
     path = tmp_path / "plain.safetensors"
     generator_file.save(generator.state_dict(), config, None, path)
     with TestClient(create_app(path, "plain", CPU), base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/model").json()["upscaler"] is None  # the shipped upscaler takes 64 px faces, not 32
+        answer = c.get("/api/faces?larger=1")
+        assert answer.status_code == 400 and "no upscaler fits this model" in answer.json()["error"]
         assert c.get("/api/model").json()["attributes"] == []
         response = c.get("/api/faces?attr=Male=1")
         assert response.status_code == 400 and "unconditional" in response.json()["error"]
@@ -131,11 +161,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(conditional_file):
+def server(conditional_file, upscaler_file):
     """`facegan serve` as a real process on a free port, until the test ends."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "facegan", "serve", "--checkpoint", str(conditional_file),
-                                "--port", str(port), "--threads", "1"],
+                                "--upscale", str(upscaler_file), "--port", str(port), "--threads", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 60
@@ -213,6 +243,12 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         # request for the same faces: the status says "making faces ..." until it is back
         page.wait_for_function("() => document.getElementById('status').textContent.startsWith('seed 5')")
         assert page.text_content("#status").startswith("seed 5")
+
+        assert "larger: 64 px" in page.text_content("#larger-box")  # larger faces: the same faces, upscaled
+        with page.expect_response(lambda r: "seed=5" in r.url and "larger=1" in r.url and r.ok):
+            page.check("#larger")
+        page.wait_for_function("() => { const imgs = [...document.querySelectorAll('img.face')];"
+                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 64); }")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
 

@@ -25,6 +25,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DEFAULT_MODEL = "celeba64"  # facegan.pretrained.DEFAULT, without importing torch for the parser
+UPSCALER = "sr128"  # facegan.pretrained.UPSCALER, likewise
 EXPORT_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx"}  # facegan export --format, by --out's suffix
 
 
@@ -146,6 +147,9 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     generate.add_argument("--vary", metavar="ATTRIBUTE",
                           help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
+    generate.add_argument("--upscale", nargs="?", const=UPSCALER, metavar="UPSCALER",
+                          help=f"make the faces larger with an upscaler: a shipped one (alone: {UPSCALER}, 64 -> "
+                               "128 px), a run directory, a checkpoint or a generator file")
 
     project = commands.add_parser(
         "project", help="find the latent whose face looks most like a photo, and show the search",
@@ -227,8 +231,12 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="a web page that makes faces (by default with the shipped model)",
         description="Serve a page for one generator: new faces on each load and on a button, a seed box, a control "
-                    "per attribute of a conditional model, a slider between two faces, PNG downloads.")
+                    "per attribute of a conditional model, a slider between two faces, PNG downloads, and larger "
+                    f"faces from an upscaler (the shipped {UPSCALER} where it fits the model, or --upscale's).")
     add_generator_source(serve, required=False)
+    serve.add_argument("--upscale", metavar="UPSCALER",
+                       help="the upscaler behind the page's larger faces: a shipped one, a run directory, a "
+                            f"checkpoint or a generator file (default: the shipped {UPSCALER}, where it fits)")
     serve.add_argument("--lesson", action="store_true",
                        help="serve the live lesson instead: the game on 2-D points, trained while you watch")
     serve.add_argument("--host", default="127.0.0.1",
@@ -247,11 +255,12 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
                       help="CPU threads for PyTorch (default 0: one per core that other work leaves idle, measured "
                            "at the start)")
     upscale = commands.add_parser(
-        "upscale", help="make images larger with a trained upscaler (facegan train --preset sr128)",
-        description="Upscale an image, or every image of a folder, with a trained upscaler: each whole image at "
-                    "its own size (up to 1024 x 1024 pixels), scale times wider and taller, written as PNG.")
+        "upscale", help=f"make images larger with an upscaler (by default the shipped {UPSCALER})",
+        description="Upscale an image, or every image of a folder, with an upscaler (a run's, a checkpoint's, an "
+                    f"exported file's, or a shipped one; without any of these: the shipped {UPSCALER}): each whole "
+                    "image at its own size (up to 1024 x 1024 pixels), scale times wider and taller, written as PNG.")
     upscale.add_argument("source", help="an image, or a folder of images (searched recursively)")
-    add_generator_source(upscale, required=True)
+    add_generator_source(upscale, required=False)
     upscale.add_argument("--out", required=True,
                          help="for one image: the .png to write; for a folder: the folder to write into")
     add_device_flag(upscale)
@@ -482,10 +491,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     path = _generator_path(args)
     device = resolve_device(args.device)
     generator, config, conditions = sample.load_generator(path, device)
+    finish, upscaled = None, ""
+    if args.upscale is not None:
+        found = sample.find_upscaler(args.upscale)
+        upscaler, upscaler_config, _ = sample.load_generator(found, device, "upscaler")
+        finish = sample.upscaling_by(upscaler, upscaler_config, config, device)
+        upscaled = f", upscaled to {upscaler_config.model.resolution} px by {_shown(found)}"
     report = CountReport("writing images")
     print(sample.make(generator, config, conditions, request, device, _shown(path),
                       progress=report if not sample.is_grid(request.out) else None,
-                      note=lambda text: print(f"facegan: {text}", file=sys.stderr)))
+                      note=lambda text: print(f"facegan: {text}", file=sys.stderr), finish=finish) + upscaled)
     return 0
 
 
@@ -520,6 +535,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in names:
         found = generator_file.metadata(pretrained.path(name))
         model, card = found["config"]["model"], generator_file.card(pretrained.path(name)) or {}
+        if pretrained.kind(name) == "upscaler":
+            scale = model["srnet"]["scale"]
+            print(f"{name} (the default upscaler): {model['family']}, {model['resolution'] // scale} px -> "
+                  f"{model['resolution']} px, {found['precision']} weights")
+            if card:
+                print("  on held-out photos: " + ", ".join(f"{method} PSNR {row['psnr_y']:.2f} dB, FID {row['fid']:.1f}"
+                                                           for method, row in card["photos"].items())
+                      + f"; N = {card['fid_n']:,}")
+            print(f"  facegan upscale photo.jpg --model {name} --out photo-{scale}x.png; "
+                  f"facegan generate --upscale {name} -n 16 --out faces.png")
+            continue
         kind = f"conditional on {model['attributes']}" if found["conditions"] else "unconditional"
         print(f"{name}{' (default)' if name == pretrained.DEFAULT else ''}: {model['family']}, "
               f"{model['resolution']} px, {kind}, {found['precision']} weights")
@@ -545,7 +571,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     import torch
 
-    from facegan import export, generator_file, sample
+    from facegan import export, generator_file, models, sample
 
     out = Path(args.out)
     form = args.format or EXPORT_FORMATS.get(out.suffix.lower())
@@ -557,22 +583,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FaceganError("--half and --card are for safetensors exports")
     _use_threads(args)
     path = _generator_path(args)
-    generator, config, conditions = sample.load_generator(path, torch.device("cpu"))
+    generator, config, conditions = sample.load_generator(path, torch.device("cpu"), kind=None)
+    upscaler = models.family_of(config.model).kind == "upscaler"
     if form == "onnx":
         export.to_onnx(generator, config, conditions, out)
-        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) from {_shown(path)}: inputs z "
-              f"(N, {generator.z_dim})" + (f" and labels (N, {len(conditions.names)}: {','.join(conditions.names)})"
-                                           if conditions else "")
-              + f", output images (N, 3, {config.model.resolution}, {config.model.resolution}) in "
-                f"[{generator.output_range[0]:g}, {generator.output_range[1]:g}]")
+        side, scale = config.model.resolution, (config.model.family_settings.scale if upscaler else 1)
+        inputs = ("low_res (N, 3, h, w), any size up to 1024" if upscaler else f"z (N, {generator.z_dim})"
+                  + (f" and labels (N, {len(conditions.names)}: {','.join(conditions.names)})" if conditions else ""))
+        output = f"(N, 3, {scale}h, {scale}w)" if upscaler else f"(N, 3, {side}, {side})"
+        print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) from {_shown(path)}: inputs {inputs}, output "
+              f"images {output} in [{generator.output_range[0]:g}, {generator.output_range[1]:g}]")
         try:
-            difference = export.onnx_difference(out, generator, conditions)
+            difference = export.onnx_difference(out, generator, config, conditions)
         except ImportError:
             print("facegan: note: onnxruntime is not installed, so the file was not run against PyTorch")
             return 0
         verdict = "matches" if difference <= export.ONNX_TOLERANCE else "DOES NOT match"
-        print(f"onnxruntime {verdict} PyTorch on {export.CHECK_SAMPLES} latents: largest difference {difference:.2e} "
-              f"(tolerance {export.ONNX_TOLERANCE:g})")
+        print(f"onnxruntime {verdict} PyTorch on {export.CHECK_SAMPLES} {'images' if upscaler else 'latents'}: "
+              f"largest difference {difference:.2e} (tolerance {export.ONNX_TOLERANCE:g})")
         return 0 if difference <= export.ONNX_TOLERANCE else 1
     card = None
     if args.card:
@@ -580,12 +608,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not isinstance(card, dict):
             raise FaceganError(f"the card {args.card} must be a JSON object of figures")
     if args.half:
-        error = export.half_precision_error(generator, conditions)
+        error = export.half_precision_error(generator, config, conditions)
         print(f"fp16 weights move the images by at most {error['max_levels']} of 255 levels (mean "
-              f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over {error['faces']} faces")
+              f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over {error['faces']} "
+              f"{'images' if upscaler else 'faces'}")
     generator_file.save(generator.state_dict(), config, conditions, out, half=args.half, card=card)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {'fp16' if args.half else 'fp32'}) from {_shown(path)}; "
-          f"use it like a checkpoint: facegan generate --checkpoint {out}")
+          f"use it like a checkpoint: facegan {'upscale' if upscaler else 'generate'} --checkpoint {out}")
     return 0
 
 
@@ -596,17 +625,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
     _use_threads(args)
-    if args.lesson and (args.run or args.checkpoint or args.model):
-        raise FaceganError("--lesson serves the 2-D lesson, which uses no generator: leave out --run, --checkpoint "
-                           "and --model")
+    if args.lesson and (args.run or args.checkpoint or args.model or args.upscale):
+        raise FaceganError("--lesson serves the 2-D lesson, which uses no generator: leave out --run, --checkpoint, "
+                           "--model and --upscale")
     sock = listen(args.host, args.port)
     if args.lesson:
         from facegan.web.lesson import create_lesson_app
 
         app, what = create_lesson_app(args.host, args.port), "the live lesson"
     else:
+        from facegan.sample import find_upscaler
+
         path = _generator_path(args)
-        app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port), \
+        upscaler = find_upscaler(args.upscale) if args.upscale else None
+        app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port, upscaler), \
             f"faces of {_shown(path)}"
     if args.host not in LOOPBACK:
         print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
@@ -781,7 +813,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if out.suffix.lower() != ".png":
             raise FaceganError(f"--out must name a .png file for one image, not {out}")
         photos, targets = [source], [out]
-    path = _generator_path(args)
+    path = sample.find_generator(args.run, args.checkpoint, args.model, default=UPSCALER)
     device = resolve_device(args.device)
     upscaler, config, _ = sample.load_generator(path, device, "upscaler")
     scale, done = config.model.family_settings.scale, 0

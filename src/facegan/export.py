@@ -3,9 +3,10 @@
 Two formats: a generator file (safetensors weights with the settings that rebuild them,
 ``facegan.generator_file``), which facegan and anything reading safetensors can load;
 and ONNX, the network itself, which runs without Python or PyTorch (onnxruntime,
-browsers, phones). The ONNX graph takes ``z`` (N, z_dim) float32, and ``labels`` (N,
-attributes) 0/1 float32 for a conditional model, for any N, and returns ``images`` (N,
-3, H, W) in the generator's output range, recorded in the file's metadata.
+browsers, phones). A generator's ONNX graph takes ``z`` (N, z_dim) float32, and
+``labels`` (N, attributes) 0/1 float32 for a conditional model; an upscaler's takes
+``low_res`` (N, 3, h, w) float32 of any size up to 1024; both for any N, and return
+``images`` (N, 3, H, W) in the network's output range, recorded in the file's metadata.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from facegan import files, sample
+from facegan import files, models, sample
+from facegan import images as imaging
 from facegan import config as cfg
 from facegan.conditions import Conditions
 from facegan.errors import FaceganError
@@ -28,19 +31,39 @@ ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch's pixels, in the output
 CHECK_SAMPLES = 16
 
 
-def half_precision_error(generator: torch.nn.Module, conditions: Conditions | None, n: int = 64,
-                         seed: int = 0) -> dict[str, float]:
-    """How far the generator's uint8 images move when its weights are rounded to fp16
-    (and used as fp32 again), over ``n`` faces: the largest and the mean change in levels,
-    and the share of pixels that change at all."""
-    rounded = {k: v.half().float() if v.is_floating_point() else v for k, v in generator.state_dict().items()}
+def check_inputs(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None, n: int,
+                 seed: int = 0) -> dict[str, torch.Tensor]:
+    """What the network takes, ``n`` of each, by the names its ONNX graph gives them, the
+    same for a seed: a generator's latents ``z`` (and ``labels``); an upscaler's ``low_res``
+    images at its input size (smooth random colours: any picture is an input)."""
+    if models.family_of(config.model).kind == "upscaler":
+        side = config.model.resolution // config.model.family_settings.scale
+        coarse = torch.rand(n, 3, max(side // 4, 1), max(side // 4, 1), generator=torch.Generator().manual_seed(seed))
+        return {"low_res": F.interpolate(coarse * 2 - 1, size=(side, side), mode="bilinear", align_corners=False)}
+    feeds = {"z": sample.latents(n, generator.z_dim, seed)}
+    if conditions is not None:
+        feeds["labels"] = torch.as_tensor(conditions.sample(n, seed), dtype=torch.float32)
+    return feeds
+
+
+def _images(generator: torch.nn.Module, feeds: dict[str, torch.Tensor]) -> np.ndarray:
     device = next(generator.parameters()).device
-    labels = conditions.sample(n, seed) if conditions is not None else None
-    exact = sample.generate(generator, n, seed, device, labels=labels).astype(np.int16)
+    with models.evaluating(generator), torch.no_grad():
+        return imaging.to_uint8(generator(*(v.to(device) for v in feeds.values())), generator.output_range)
+
+
+def half_precision_error(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None, n: int = 64,
+                         seed: int = 0) -> dict[str, float]:
+    """How far the network's uint8 images move when its weights are rounded to fp16
+    (and used as fp32 again), over ``n`` images: the largest and the mean change in
+    levels, and the share of pixels that change at all."""
+    rounded = {k: v.half().float() if v.is_floating_point() else v for k, v in generator.state_dict().items()}
+    feeds = check_inputs(generator, config, conditions, n, seed)
+    exact = _images(generator, feeds).astype(np.int16)
     original = {k: v.clone() for k, v in generator.state_dict().items()}
     try:
         generator.load_state_dict(rounded)
-        approx = sample.generate(generator, n, seed, device, labels=labels).astype(np.int16)
+        approx = _images(generator, feeds).astype(np.int16)
     finally:
         generator.load_state_dict(original)
     change = np.abs(exact - approx)
@@ -60,11 +83,13 @@ def to_onnx(generator: torch.nn.Module, config: cfg.Config, conditions: Conditio
     out.parent.mkdir(parents=True, exist_ok=True)
     generator = generator.to("cpu").eval()
     batch = torch.export.Dim("n", min=1, max=4096)
-    z = torch.randn(2, generator.z_dim)
-    if conditions is None:
-        args, names, shapes = (z,), ["z"], ({0: batch},)
+    feeds = check_inputs(generator, config, conditions, 2)
+    names, args = list(feeds), tuple(feeds.values())
+    if "low_res" in feeds:  # an upscaler takes pictures of any size
+        shapes: tuple[dict[int, Any], ...] = ({0: batch, 2: torch.export.Dim("height", min=8, max=1024),
+                                               3: torch.export.Dim("width", min=8, max=1024)},)
     else:
-        args, names, shapes = (z, torch.zeros(2, len(conditions.names))), ["z", "labels"], ({0: batch}, {0: batch})
+        shapes = tuple({0: batch} for _ in args)
     chatter = logging.getLogger("torch.onnx")  # "torchvision is not installed", which nothing here needs
     level = chatter.level
     with warnings.catch_warnings():
@@ -88,21 +113,16 @@ def to_onnx(generator: torch.nn.Module, config: cfg.Config, conditions: Conditio
         raise FaceganError(f"cannot write {out}: {files.describe(e, out.parent)}") from None
 
 
-def onnx_difference(path: str | Path, generator: torch.nn.Module, conditions: Conditions | None,
+def onnx_difference(path: str | Path, generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None,
                     n: int = CHECK_SAMPLES, seed: int = 0) -> float:
     """The largest difference between the ONNX file's images (run by onnxruntime) and
-    PyTorch's, for the same ``n`` latents (and labels)."""
+    PyTorch's, for the same ``n`` inputs (``check_inputs``)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    z = sample.latents(n, generator.z_dim, seed)
-    feeds: dict[str, Any] = {"z": z.numpy()}
-    labels = None
-    if conditions is not None:
-        labels = torch.as_tensor(conditions.sample(n, seed))
-        feeds["labels"] = labels.numpy()
-    (images,) = session.run(["images"], feeds)
+    feeds = check_inputs(generator, config, conditions, n, seed)
+    (images,) = session.run(["images"], {k: v.numpy() for k, v in feeds.items()})
     device = next(generator.parameters()).device
     with torch.no_grad():
-        expected = generator(z.to(device), None if labels is None else labels.to(device)).cpu().numpy()
+        expected = generator(*(v.to(device) for v in feeds.values())).cpu().numpy()
     return float(np.abs(images - expected).max())

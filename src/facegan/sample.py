@@ -6,6 +6,7 @@ images written a batch at a time, refusing combinations that cannot work."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from facegan.models.family import Mapping
 USE = {"generator": "facegan generate", "upscaler": "facegan upscale"}  # the command for each kind of model
 
 
-def load_generator(path: str | Path, device: torch.device, kind: str = "generator",
+def load_generator(path: str | Path, device: torch.device, kind: str | None = "generator",
                    ) -> tuple[torch.nn.Module, cfg.Config, Conditions | None]:
     """The generator of a checkpoint or a generator file (.safetensors: an export or a
     shipped model), rebuilt from the settings stored beside its weights: for a checkpoint,
@@ -36,7 +37,8 @@ def load_generator(path: str | Path, device: torch.device, kind: str = "generato
     validated, the tensors it stores are compared (names, shapes, types) with those the
     settings make, on the meta device, before a weight is read or a network allocated, and
     weights that are not finite are refused. ``kind``: the kind of model asked for (an
-    upscaler's network is kept where a generator's is); another kind is refused."""
+    upscaler's network is kept where a generator's is); another kind is refused; None:
+    any kind."""
     if generator_file.is_generator_file(path):
         found = generator_file.metadata(path)
         config = configure.from_dict(found["config"], str(path), model_only=True)
@@ -61,9 +63,9 @@ def load_generator(path: str | Path, device: torch.device, kind: str = "generato
     return generator.to(device).eval(), config, conditions
 
 
-def check_kind(config: cfg.Config, kind: str, path: str | Path) -> None:
+def check_kind(config: cfg.Config, kind: str | None, path: str | Path) -> None:
     found = models.family_of(config.model).kind
-    if found != kind:
+    if kind is not None and found != kind:
         def a(word: str) -> str:
             return ("an " if word[0] in "aeiou" else "a ") + word
 
@@ -98,9 +100,10 @@ def check_stored(config: cfg.Config, found: dict[str, tuple[tuple[int, ...], tor
 
 
 def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | None = None,
-                   model: str | None = None) -> Path:
-    """The file holding the generator a user names: a run directory's latest checkpoint,
-    a checkpoint or generator file, a shipped model, or by default the shipped model."""
+                   model: str | None = None, default: str | None = None) -> Path:
+    """The file holding the generator (or upscaler) a user names: a run directory's latest
+    checkpoint, a checkpoint or generator file, a shipped model, or by default the
+    shipped model ``default`` (the shipped generator when None)."""
     from facegan import pretrained
 
     if run:
@@ -113,7 +116,35 @@ def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | 
         return found
     if checkpoint_path:
         return Path(checkpoint_path)
-    return pretrained.path(model or pretrained.DEFAULT)
+    return pretrained.path(model or default or pretrained.DEFAULT)
+
+
+def find_upscaler(name: str | Path) -> Path:
+    """An upscaler named on the command line: a shipped one by its name, else a run
+    directory (its latest checkpoint), a checkpoint or a generator file."""
+    from facegan import pretrained
+
+    if str(name) in pretrained.names():
+        return pretrained.path(str(name))
+    if Path(name).is_dir():
+        return find_generator(run=name)
+    if not Path(name).is_file():
+        raise FaceganError(f"no upscaler {str(name)!r}: name a shipped one ({', '.join(pretrained.upscalers())}), a "
+                           "run directory, a checkpoint or a generator file")
+    return Path(name)
+
+
+def upscaling_by(upscaler: torch.nn.Module, config: cfg.Config, faces_config: cfg.Config,
+                 device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """What makes a generator's faces larger with ``upscaler``: refused unless its input
+    is the generator's output size (an upscaler learns the detail a size misses)."""
+    from facegan import upscaling
+
+    side, made = config.model.resolution // config.model.family_settings.scale, faces_config.model.resolution
+    if side != made:
+        raise FaceganError(f"the upscaler takes {side} px faces and this generator makes {made} px ones: use an "
+                           f"upscaler trained for {made} px inputs")
+    return lambda faces: upscaling.upscale(upscaler, faces, device)
 
 
 def latents(count: int, z_dim: int, seed: int) -> torch.Tensor:
@@ -273,13 +304,15 @@ OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff
 
 def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions | None, request: Request,
          device: torch.device, source: str = "the generator", progress: Callable[[int, int], None] | None = None,
-         note: Callable[[str], None] | None = None) -> str:
+         note: Callable[[str], None] | None = None, finish: Callable[[np.ndarray], np.ndarray] | None = None) -> str:
     """Make and write what ``request`` asks of the generator (``source``: its name in the
     result), a batch at a time (a folder of any size fits in memory; ``progress(written,
     total)`` after each batch); every combination that cannot work is refused before
     anything is drawn. Returns what was written, in words; ``note`` is told what was
-    drawn for the user where they did not say."""
+    drawn for the user where they did not say. ``finish``: what each batch of faces goes
+    through before it is written (``upscaling_by``'s upscaling)."""
     r, note = request, note or (lambda text: None)
+    write = functools.partial(save, finish=finish)
     r.check()
     out = Path(r.out)
     if is_grid(out) and out.is_file():
@@ -289,7 +322,7 @@ def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions 
     rows, total = r.rows, r.n * r.rows
     if r.mix is not None:
         images = mixing(generator, config, r.n, *r.mix, r.mix_from, device, r.truncation)
-        save(images, r.out, columns=r.n, progress=_counted(progress, total))
+        write(images, r.out, columns=r.n, progress=_counted(progress, total))
         return (f"wrote style mixing from {source} to {r.out}: seed {r.mix[0]}'s {r.n} faces, seed {r.mix[1]}'s, "
                 f"then seed {r.mix[0]}'s styles before input {r.mix_from} with seed {r.mix[1]}'s from it on")
     check_truncation(config, r.truncation)
@@ -299,11 +332,11 @@ def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions 
             raise FaceganError(f"{source} is an unconditional model: it takes no --attr or --vary (train a "
                                "conditional one: facegan train --help lists the presets)")
         if r.interpolate:
-            save(walk(generator, r.n, r.seed, device, truncation=r.truncation), r.out, columns=r.n,
+            write(walk(generator, r.n, r.seed, device, truncation=r.truncation), r.out, columns=r.n,
                  progress=_counted(progress, total))
             return (f"wrote a walk of {r.n} faces from seed {r.seed} to seed {r.seed + 1} from {source} to "
                     f"{r.out}{truncated}")
-        save(batches(generator, r.n, r.seed, device, truncation=r.truncation), r.out,
+        write(batches(generator, r.n, r.seed, device, truncation=r.truncation), r.out,
              progress=_counted(progress, total))
         return f"wrote {r.n} image{'s' if r.n != 1 else ''} from {source} to {r.out}{truncated}"
     wanted = dict(r.attr or {})
@@ -326,7 +359,7 @@ def make(generator: torch.nn.Module, config: cfg.Config, conditions: Conditions 
     else:
         images = batches(generator, r.n, r.seed, device, labels=conditions.sample(r.n, r.seed, wanted))
         what = f"{r.n} face{'s' if r.n != 1 else ''}"
-    save(images, r.out, columns=r.n if rows > 1 or r.interpolate else None, progress=_counted(progress, total))
+    write(images, r.out, columns=r.n if rows > 1 or r.interpolate else None, progress=_counted(progress, total))
     given = assignments(wanted) if wanted else "no attribute fixed"
     return (f"wrote {what} from {source} to {r.out}: {given}"
             + (f"; {', '.join(drawn)} drawn as in the training data" if drawn else ""))
@@ -345,11 +378,14 @@ def is_grid(out: str | Path) -> bool:
 
 
 def save(images: np.ndarray | Iterable[np.ndarray], out: str | Path, columns: int | None = None,
-         progress: Callable[[int], None] | None = None) -> int:
+         progress: Callable[[int], None] | None = None, finish: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
     """One grid (of ``columns`` columns, else about square) when ``out`` ends in .png,
     else a folder of numbered PNGs; ``images`` is an array or batches of them (a folder
-    is written batch by batch, so any number fits in memory). Returns the count."""
+    is written batch by batch, so any number fits in memory), each batch passed through
+    ``finish`` first if given. Returns the count."""
     out = Path(out)
+    if finish is not None:
+        images = (finish(batch) for batch in ([images] if isinstance(images, np.ndarray) else images))
     try:
         if is_grid(out):
             images = images if isinstance(images, np.ndarray) else np.concatenate(list(images))

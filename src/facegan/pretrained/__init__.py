@@ -1,4 +1,4 @@
-"""Generators shipped with facegan: faces without training first.
+"""Models shipped with facegan: faces (and larger faces) without training first.
 
 Each is a generator file (``facegan.generator_file``) in this folder, named
 ``<model>.safetensors``, carrying its model card's figures in its metadata; the card
@@ -15,10 +15,22 @@ from facegan.errors import FaceganError
 
 FOLDER = Path(__file__).parent
 DEFAULT = "celeba64"  # what `facegan generate` uses when given no run, checkpoint or model
+UPSCALER = "sr128"  # what `facegan upscale` and `facegan generate --upscale` use when given none
 
 
 def names() -> list[str]:
     return sorted(p.name[: -len(generator_file.SUFFIX)] for p in FOLDER.glob(f"*{generator_file.SUFFIX}"))
+
+
+def kind(name: str) -> str:
+    """The kind of model the shipped ``name`` is (facegan.train.kinds): generator or upscaler."""
+    from facegan import models  # a registry lookup
+
+    return models.FAMILIES[generator_file.metadata(path(name))["config"]["model"]["family"]].kind
+
+
+def upscalers() -> list[str]:
+    return [name for name in names() if kind(name) == "upscaler"]
 
 
 def path(name: str) -> Path:

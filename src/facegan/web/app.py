@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from facegan import images as imaging
-from facegan import sample
+from facegan import pretrained, sample
 from facegan.conditions import requests
 from facegan.errors import FaceganError
 
@@ -184,17 +184,41 @@ class Scheduler:
 
 
 class FaceMaker:
-    """One generator and what it was trained on."""
+    """One generator and what it was trained on, and the upscaler that makes its faces
+    larger, if one fits."""
 
-    def __init__(self, path: Path, shown: str, device: torch.device):
+    def __init__(self, path: Path, shown: str, device: torch.device, upscaler: Path | None = None):
         self.generator, self.config, self.conditions = sample.load_generator(path, device)
         self.shown, self.device = shown, device
+        self.larger, self.upscaler_shown, self.larger_side = None, None, None
+        given = upscaler is not None
+        if not given and pretrained.UPSCALER in pretrained.names():  # the shipped one, where it fits
+            upscaler = pretrained.path(pretrained.UPSCALER)
+        if upscaler is not None:
+            network, config, _ = sample.load_generator(upscaler, device, "upscaler")
+            try:
+                self.larger = sample.upscaling_by(network, config, self.config, device)
+            except FaceganError:
+                if given:
+                    raise
+                return  # the shipped upscaler takes another size: the page offers no larger faces
+            self.upscaler_shown = pretrained.UPSCALER if not given else str(upscaler)
+            self.larger_side = config.model.resolution
 
     def describe(self) -> dict[str, Any]:
         c = self.conditions
         return {"model": self.shown, "resolution": self.config.model.resolution, "family": self.config.model.family,
                 "attributes": [{"name": n, "share": round(c.share(n), 3)} for n in c.names] if c else [],
-                "max_faces": MAX_FACES, "max_seed": MAX_SEED}
+                "max_faces": MAX_FACES, "max_seed": MAX_SEED,
+                "upscaler": {"name": self.upscaler_shown, "resolution": self.larger_side} if self.larger else None}
+
+    def finish(self, request: Request) -> Callable[[np.ndarray], np.ndarray]:
+        """What the faces go through before they are sent: the upscaler when ``larger=1``."""
+        if not query_integer(request, "larger", 0, 0, 1):
+            return lambda faces: faces
+        if self.larger is None:
+            raise BadRequest("no upscaler fits this model: it takes no larger=1")
+        return self.larger
 
     def wanted(self, request: Request) -> dict[str, int]:
         text = request.query_params.get("attr", "")
@@ -209,24 +233,26 @@ class FaceMaker:
             raise BadRequest(str(e)) from None
         return wanted
 
-    def faces(self, seed: int, n: int, wanted: dict[str, int]) -> Callable[[int, int], list[str]]:
+    def faces(self, seed: int, n: int, wanted: dict[str, int],
+              finish: Callable[[np.ndarray], np.ndarray]) -> Callable[[int, int], list[str]]:
         """Faces ``start`` to ``start + count`` of the ``n`` of ``seed``: the same faces as
-        ``sample.generate`` makes of them in one batch."""
+        ``sample.generate`` makes of them in one batch, through ``finish``."""
         z = sample.latents(n, self.generator.z_dim, seed)
         labels = self.conditions.sample(n, seed, wanted) if self.conditions else None
 
         def make(start: int, count: int) -> list[str]:
             part = None if labels is None else labels[start : start + count]
             made = sample.generate(self.generator, count, seed, self.device, labels=part, z=z[start : start + count])
-            return [data_url(image) for image in made]
+            return [data_url(image) for image in finish(made)]
 
         return make
 
-    def between(self, a: int, b: int, t: float, wanted: dict[str, int]) -> Callable[[int, int], list[str]]:
+    def between(self, a: int, b: int, t: float, wanted: dict[str, int],
+                finish: Callable[[np.ndarray], np.ndarray]) -> Callable[[int, int], list[str]]:
         z = sample.latents_between(self.generator.z_dim, a, b, [t])
         labels = self.conditions.sample(1, a, wanted) if self.conditions else None
-        return lambda start, count: [data_url(sample.generate(self.generator, 1, a, self.device, labels=labels,
-                                                              z=z)[0])]
+        return lambda start, count: [data_url(finish(sample.generate(self.generator, 1, a, self.device,
+                                                                     labels=labels, z=z))[0])]
 
 
 def data_url(image: np.ndarray) -> str:
@@ -303,10 +329,12 @@ def page_endpoint(page: str, hosts: set[str] | None) -> Callable[[Request], Any]
     return index
 
 
-def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.0.1", port: int = 8000) -> "NoSniff":
+def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.0.1", port: int = 8000,
+               upscaler: Path | None = None) -> "NoSniff":
     """The ASGI application serving the generator in ``path`` (``shown``: its name on the
-    page), for a server listening on ``host``:``port``."""
-    maker = FaceMaker(path, shown, device)
+    page), for a server listening on ``host``:``port``; its faces made larger on request
+    by ``upscaler`` (None: the shipped one, if it fits the generator)."""
+    maker = FaceMaker(path, shown, device, upscaler)
     page = PAGE.read_text()
     hosts = allowed_hosts(host, port)
     state: dict[str, Scheduler] = {}
@@ -337,8 +365,8 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
     async def faces(request: Request) -> dict[str, Any]:
         seed = query_integer(request, "seed", 0, 0, MAX_SEED)
         n = query_integer(request, "n", 8, 1, MAX_FACES)
-        wanted = maker.wanted(request)
-        return {"seed": seed, "faces": await made(request, n, maker.faces(seed, n, wanted))}
+        wanted, finish = maker.wanted(request), maker.finish(request)
+        return {"seed": seed, "faces": await made(request, n, maker.faces(seed, n, wanted, finish))}
 
     async def between(request: Request) -> dict[str, Any]:
         a = query_integer(request, "a", 0, 0, MAX_SEED)
@@ -350,8 +378,8 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
             raise BadRequest(f"t must be a number from 0 to 1, not {text[:20]!r}") from None
         if not 0.0 <= t <= 1.0:
             raise BadRequest(f"t must be from 0 to 1, not {t}")
-        wanted = maker.wanted(request)
-        return {"face": (await made(request, 1, maker.between(a, b, t, wanted)))[0]}
+        wanted, finish = maker.wanted(request), maker.finish(request)
+        return {"face": (await made(request, 1, maker.between(a, b, t, wanted, finish)))[0]}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
