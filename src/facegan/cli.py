@@ -493,7 +493,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generator, config, conditions = sample.load_generator(path, device)
     finish, upscaled = None, ""
     if args.upscale is not None:
-        found = sample.find_upscaler(args.upscale)
+        found = sample.find_named(args.upscale, "upscaler")
         upscaler, upscaler_config, _ = sample.load_generator(found, device, "upscaler")
         finish = sample.upscaling_by(upscaler, upscaler_config, config, device)
         upscaled = f", upscaled to {upscaler_config.model.resolution} px by {_shown(found)}"
@@ -634,10 +634,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         app, what = create_lesson_app(args.host, args.port), "the live lesson"
     else:
-        from facegan.sample import find_upscaler
+        from facegan.sample import find_named
 
         path = _generator_path(args)
-        upscaler = find_upscaler(args.upscale) if args.upscale else None
+        upscaler = find_named(args.upscale, "upscaler") if args.upscale else None
         app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port, upscaler), \
             f"faces of {_shown(path)}"
     if args.host not in LOOPBACK:

@@ -119,9 +119,9 @@ def find_generator(run: str | Path | None = None, checkpoint_path: str | Path | 
     return pretrained.path(model or default or pretrained.DEFAULT)
 
 
-def find_upscaler(name: str | Path) -> Path:
-    """An upscaler named on the command line: a shipped one by its name, else a run
-    directory (its latest checkpoint), a checkpoint or a generator file."""
+def find_named(name: str | Path, what: str = "model") -> Path:
+    """A network named on the command line by one word: a shipped model's name, else a
+    run directory (its latest checkpoint), a checkpoint or a generator file."""
     from facegan import pretrained
 
     if str(name) in pretrained.names():
@@ -129,8 +129,8 @@ def find_upscaler(name: str | Path) -> Path:
     if Path(name).is_dir():
         return find_generator(run=name)
     if not Path(name).is_file():
-        raise FaceganError(f"no upscaler {str(name)!r}: name a shipped one ({', '.join(pretrained.upscalers())}), a "
-                           "run directory, a checkpoint or a generator file")
+        raise FaceganError(f"no {what} {str(name)!r}: it is neither a checkpoint, a run directory, a generator file "
+                           f"nor a shipped model ({', '.join(pretrained.names())})")
     return Path(name)
 
 

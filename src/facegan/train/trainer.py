@@ -179,12 +179,13 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
 
 
 def start_from(setup: Training, source: str, kind: str) -> str:
-    """Give a new run's generator the weights of ``source``'s (a checkpoint, run directory
-    or generator file of the same kind and architecture): a second stage starting from the
+    """Give a new run's generator the weights of ``source``'s (a checkpoint, run directory,
+    generator file or shipped model of the same kind and architecture): a second stage starting from the
     first. Its discriminator and optimisers stay as set up. Says what it did."""
-    path = sample.find_generator(run=source) if Path(source).is_dir() else Path(source)
-    if not path.is_file():
-        raise FaceganError(f"train.start_from: {source} is neither a checkpoint, a run directory nor a generator file")
+    try:
+        path = sample.find_named(source, kind)
+    except FaceganError as error:
+        raise FaceganError(f"train.start_from: {error}") from None
     loaded, _, _ = sample.load_generator(path, torch.device("cpu"), kind)
     try:
         setup.start_from(loaded.state_dict())
