@@ -23,10 +23,11 @@ from tests.conftest import CELEBA, needs_celeba
 ATTRIBUTES = ["Male", "Smiling", "Eyeglasses"]
 
 
-def labelled_celeba(root: Path, count: int = 400) -> np.ndarray:
+def labelled_celeba(root: Path, count: int = 400, val: float = 0.0) -> np.ndarray:
     """A CelebA-layout folder in which "Male" images have a dark top half and the others
     a light one (under noise); "Smiling" is a coin toss no picture shows; nobody wears
-    glasses. Official split: the first 80% train, the rest test. Returns the labels."""
+    glasses. Official split: the first 80% train (less ``val``, the share of all images
+    that make the val split), the rest test. Returns the labels."""
     rng = np.random.default_rng(0)
     (root / "img_align_celeba").mkdir(parents=True)
     labels = np.stack([rng.random(count) < 0.3, rng.random(count) < 0.5, np.zeros(count, bool)], 1).astype(int)
@@ -37,7 +38,7 @@ def labelled_celeba(root: Path, count: int = 400) -> np.ndarray:
         pixels[:24] = pixels[:24] // 3 if labels[i, 0] else 255 - pixels[:24] // 3
         Image.fromarray(pixels.astype(np.uint8)).save(root / "img_align_celeba" / name, quality=95)
         rows.append(f"{name} " + " ".join("1" if v else "-1" for v in labels[i]))
-        parts.append(f"{name} {0 if i < 0.8 * count else 2}\n")
+        parts.append(f"{name} {0 if i < (0.8 - val) * count else 1 if i < 0.8 * count else 2}\n")
     (root / "list_attr_celeba.txt").write_text(f"{count}\n{' '.join(ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
     (root / "list_eval_partition.txt").write_text("".join(parts))
     return labels
@@ -83,7 +84,8 @@ def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(lab
     assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(out),
                  "--attributes", "Male,Smiling", "--epochs", "6", "--batch-size", "32"]) == 0
     printed = capsys.readouterr().out
-    assert "accuracy on the 80 images of the test split" in printed
+    assert "cnn, 2 attributes, trained on 320 images (train split)" in printed
+    assert "on the 80 images of the test split:  accuracy  balanced" in printed
     accuracy = {line.split()[0]: float(line.split()[1].rstrip("%")) / 100
                 for line in printed.splitlines() if line.startswith("  ")}
     assert accuracy["Male"] >= 0.95  # the picture shows it
@@ -93,6 +95,30 @@ def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(lab
     p = reader.probabilities(images)
     assert p.shape == (40, 2) and ((0 <= p) & (p <= 1)).all()
     assert np.array_equal(reader.read(images), (p > 0.5).astype(np.float32))
+
+
+def test_an_independent_reader_learns_from_the_val_split_alone(tmp_path, capsys):
+    """--architecture resnet --split val: residual blocks with group norm (no batch norm),
+    trained on the val split only, judged on test like the audit classifier; it reads
+    the visible attribute and not the coin toss, and its file says what it is."""
+    labelled_celeba(tmp_path / "celeba", val=0.4)
+    prepare(tmp_path / "celeba", tmp_path / "cache", 16)
+    out = tmp_path / "reader.pt"
+    assert main(["train-classifier", "--data", str(tmp_path / "cache"), "--out", str(out), "--architecture", "resnet",
+                 "--split", "val", "--shift", "2", "--attributes", "Male,Smiling", "--epochs", "8",
+                 "--batch-size", "32"]) == 0
+    assert "resnet, 2 attributes, trained on 160 images (val split)" in capsys.readouterr().out
+    reader = AttributeClassifier(out)
+    assert reader.architecture == "resnet" and reader.train_split == "val"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in reader.net.modules())
+    assert reader.test_balanced_accuracy["Male"] >= 0.9 and reader.test_balanced_accuracy["Smiling"] < 0.75
+    refused = ["train-classifier", "--data", str(tmp_path / "cache"), "--out", str(tmp_path / "x.pt")]
+    assert main([*refused, "--shift", "8"]) == 2
+    assert "the shift must be 0 to 7 pixels, not 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # judged on test, so never trained on it
+        main([*refused, "--split", "test"])
+    assert stopped.value.code == 2 and "invalid choice: 'test'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
 
 
 @needs_inception

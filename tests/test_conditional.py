@@ -16,7 +16,7 @@ from facegan.conditions import Conditions, attribute_names, requests
 from facegan.data.prepare import prepare
 from facegan.errors import FaceganError
 from facegan.metrics.attributes import AttributeClassifier, train_classifier
-from facegan.metrics.evaluate import conditional_accuracy
+from facegan.metrics.evaluate import conditional_accuracy, label_diversity
 from facegan.data.cache import open_cache
 from facegan.train.run import plan as run_plan
 from facegan.train.steps import STEPS, Objective
@@ -277,8 +277,8 @@ def test_conditional_accuracy_scores_obedience_not_base_rates(conditional_run, t
         generator = PaintedFaces(obedient)
         asked = conditions.sample(400, 1)
         fakes = sample.generate(generator, 400, 1, CPU, labels=asked)
-        scores[obedient] = conditional_accuracy(generator, conditions, reader, asked, reader.read(fakes), 0, CPU,
-                                                {"Male": 0.97, "Smiling": 0.5})["Male"]
+        scores[obedient] = conditional_accuracy(generator, conditions, [reader], asked, [reader.read(fakes)], 0, CPU,
+                                                [{"Male": 0.97, "Smiling": 0.5}])[0]["Male"]
     perfect, ignoring = scores[True], scores[False]
     assert perfect["accuracy"] > 0.97 and perfect["asked_1"] > 0.97 and perfect["asked_0"] > 0.97
     assert abs(ignoring["asked_1"] - 0.5) < 0.1 and abs(ignoring["asked_0"] - 0.5) < 0.1
@@ -290,14 +290,90 @@ def test_conditional_accuracy_scores_obedience_not_base_rates(conditional_run, t
 def test_evaluate_reports_conditional_accuracy(conditional_run, tmp_path, capsys, monkeypatch):
     base, _, _ = conditional_run
     monkeypatch.setenv("FACEGAN_CACHE", str(tmp_path / "fgcache"))
-    classifier = tmp_path / "classifier.pt"
+    classifier, other = tmp_path / "classifier.pt", tmp_path / "resnet.pt"
     assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(classifier),
                  "--attributes", "Male", "--epochs", "1"]) == 0
+    assert main(["train-classifier", "--data", str(base / "cache"), "--out", str(other), "--architecture", "resnet",
+                 "--attributes", "Male,Smiling", "--epochs", "1", "--batch-size", "32"]) == 0
     assert main(["evaluate", "--run", str(base / "run"), "--real", str(base / "cache"), "--n", "8",
-                 "--classifier", str(classifier), "--json", str(tmp_path / "e.json")]) == 0
+                 "--classifier", str(classifier), "--reader", str(other), "--label-n", "4",
+                 "--json", str(tmp_path / "e.json")]) == 0
     out = capsys.readouterr().out
     assert "conditioned on Male, Smiling" in out and "conditional accuracy" in out
+    assert f"read by {other} (resnet, trained on the train split)" in out and "diversity within a label set" in out
     report = json.loads(Path(tmp_path / "e.json").read_text())
     assert report["conditioned_on"] == ["Male", "Smiling"]
     assert set(report["conditional"]) == {"Male"}  # Smiling is not read by this classifier
     assert set(report["conditional"]["Male"]) == {"accuracy", "asked_1", "asked_0", "balanced", "real_agreement"}
+    second = report["readers"][str(other)]
+    assert set(second["conditional"]) == {"Male", "Smiling"} and set(second["attributes"]) == {"Male", "Smiling"}
+    assert len(report["label_diversity"]) == 4  # the four label sets of two attributes, most common first
+    shares = [row["share"] for row in report["label_diversity"]]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1)
+    # refused in one line: readers without the classifier, label sets of an unconditional model
+    assert main(["evaluate", "--run", str(base / "run"), "--real", str(base / "cache"), "--n", "8",
+                 "--reader", str(other)]) == 2
+    assert "give --classifier too" in capsys.readouterr().err
+
+
+class PaintedByLabel(torch.nn.Module):
+    """A generator whose faces differ with z (``varied``) or are one face per label set."""
+
+    def __init__(self, varied: bool):
+        super().__init__()
+        self.z_dim, self.varied = 8, varied
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        seeds = z[:, 0] if self.varied else labels @ torch.tensor([1.0, 2.0])
+        images = torch.stack([torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(int(1000 * s) % 2**31))
+                              for s in seeds]) * 2 - 1
+        return images
+
+
+@needs_inception
+def test_diversity_within_a_label_set_finds_one_face_per_label(conditional_run):
+    """Samples that share labels but differ with z keep a diversity near photos'; a
+    generator that draws one face per label set scores 0 on every set."""
+    from facegan.metrics.inception import Inception
+
+    base, _, summary = conditional_run
+    _, _, conditions = sample.load_generator(summary["checkpoint"], CPU)
+    inception = Inception(None, CPU)
+    real = inception.features(open_cache(base / "cache").images[:16])
+    varied = label_diversity(PaintedByLabel(True), conditions, inception, real, 8, 0, CPU, sets=2)
+    collapsed = label_diversity(PaintedByLabel(False), conditions, inception, real, 8, 0, CPU, sets=2)
+    assert [row["labels"] for row in varied] == [row["labels"] for row in collapsed]
+    assert all(row["diversity"] == 0 for row in collapsed)
+    assert all(row["diversity"] > 0.3 for row in varied)
+
+
+def test_the_mode_seeking_term_pairs_labels_and_pushes_paired_faces_apart():
+    """mode_seeking: the second half of the fakes is made for the first half's labels,
+    and G's penalty, minimised alone, drives the paired faces apart."""
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    seeking = Objective(mode_seeking=1.0)
+    paired = seeking.fake_labels(labels)
+    assert torch.equal(paired[:2], labels[:2]) and torch.equal(paired[2:4], labels[:2]) and torch.equal(paired[4], labels[4])
+    assert Objective().fake_labels(labels) is labels  # off: the real batch's labels, as before
+    torch.manual_seed(0)
+    generator = models.build(tiny_config("cfaces64", attributes="Male,Smiling").model)[0]
+    optimiser = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    z = torch.randn(16, generator.z_dim)
+    made_for = seeking.fake_labels(torch.randint(0, 2, (16, 2)).float())
+    ratios = []
+    for _ in range(20):
+        ratio = seeking.mode_seeking_ratio(generator(z, made_for), z)
+        optimiser.zero_grad()
+        seeking.seeking_penalty(ratio).backward()
+        optimiser.step()
+        ratios.append(float(ratio.detach()))
+    assert ratios[-1] > 1.5 * ratios[0], ratios
+
+
+def test_a_run_with_the_mode_seeking_term_logs_its_ratio(conditional_run, tmp_path):
+    base, _, _ = conditional_run
+    plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=1,
+                     max_steps=4, log_every=2, mode_seeking=1.0)
+    assert train(plan)["step"] == 4
+    rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
+    assert len(rows) == 2 and all(r["ms"] > 0 for r in rows)

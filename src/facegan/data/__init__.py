@@ -18,11 +18,11 @@ def describe_data(data: DataConfig, resolution: int) -> str:
         return (f"built-in synthetic faces ({data.synthetic_count:,}, seed {data.synthetic_seed}), drawn once and "
                 "kept for the next start")
     from facegan.data import cache
-    from facegan.data.prepare import check_size
+    from facegan.data.prepare import check_size, check_split
     from facegan.data.sources import open_source
 
     if cache.is_cache(data.data):
-        opened = check_size(cache.open_cache(data.data), resolution)
+        opened = check_split(check_size(cache.open_cache(data.data), resolution), data.split)
         return f"prepared cache {opened.folder} ({len(opened.images):,} images, {opened.size} px)"
     listing = open_source(data.data, data.split)
     return (f"{listing.kind} {data.data}: {len(listing.items):,} images, prepared once at {resolution} px "

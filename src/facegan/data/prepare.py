@@ -192,13 +192,26 @@ def ensure_cache(data: str | Path, size: int, crop: str = "center", split: str =
     """
     data = Path(data)
     if cache.is_cache(data):
-        return check_size(cache.open_cache(data), size), "given"
+        return check_split(check_size(cache.open_cache(data), size), split), "given"
     try:
         target = default_cache_dir(data, size, Crop.parse(crop), split)
     except ValueError as e:
         raise FaceganError(str(e)) from None
     _, reused = prepare(data, target, size, crop, split, progress=progress)
     return cache.open_cache(target), "reused" if reused else "prepared"
+
+
+def check_split(opened: cache.Cache, split: str) -> cache.Cache:
+    """The cache, if it holds the CelebA split asked for ("all" takes any cache as it is);
+    else the error says how to make one that does. A split is chosen when a source is
+    prepared: a cache is never silently trained on whole when a part was asked for."""
+    held = opened.manifest["settings"].get("split", "all")
+    if split != "all" and held != split:
+        raise FaceganError(
+            f"data.split is {split!r} but {opened.folder} holds the {held!r} split; prepare that split with: "
+            f"facegan prepare {opened.manifest['source']} --out DIR --size {opened.size} --split {split}"
+        )
+    return opened
 
 
 def check_size(opened: cache.Cache, size: int) -> cache.Cache:

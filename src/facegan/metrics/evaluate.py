@@ -143,48 +143,82 @@ class DuringTraining:
         return figures
 
 
-def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, reader: AttributeClassifier,
-                         asked: np.ndarray, read: np.ndarray, seed: int, device: torch.device,
-                         real_agreement: dict[str, float]) -> dict[str, dict[str, float]]:
-    """For each attribute the model is conditioned on and the classifier reads, the share
-    of samples in which the classifier reads the value the generator was asked for:
+def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, readers: list[AttributeClassifier],
+                         asked: np.ndarray, reads: list[np.ndarray], seed: int, device: torch.device,
+                         agreements: list[dict[str, float]]) -> list[dict[str, dict[str, float]]]:
+    """For each reader, and each attribute the model is conditioned on that it reads, the
+    share of samples in which it reads the value the generator was asked for:
 
     - ``accuracy``: over samples asked for the labels ``asked`` (drawn as the training
-      images have them), whose classifier decisions are ``read``;
+      images have them), whose decisions by that reader are ``reads[i]``;
     - ``asked_1`` / ``asked_0``: as many new samples, each asked for the attribute
       (or its absence), the other attributes drawn as the training images with that
-      value have them. A generator that ignored a rare attribute would still score a
-      high ``accuracy``; ``asked_1`` shows it. ``balanced`` is their mean;
-    - ``real_agreement``: how often the classifier agrees with the labels of real
-      images, the most a perfect generator could score.
+      value have them (made once, read by every reader). A generator that ignored a rare
+      attribute would still score a high ``accuracy``; ``asked_1`` shows it.
+      ``balanced`` is their mean;
+    - ``real_agreement``: how often the reader agrees with the labels of real images
+      (``agreements[i]``), the most a perfect generator could score.
     """
     n = len(asked)
-    result = {}
+    results: list[dict[str, dict[str, float]]] = [{} for _ in readers]
     for j, name in enumerate(conditions.names):
-        if name not in reader.names:
+        knowing = [i for i, reader in enumerate(readers) if name in reader.names]
+        if not knowing:
             continue
-        k = reader.names.index(name)
-        figures = {"accuracy": float((read[:, k] == asked[:, j]).mean())}
+        for i in knowing:
+            k = readers[i].names.index(name)
+            results[i][name] = {"accuracy": float((reads[i][:, k] == asked[:, j]).mean())}
         for value in (1, 0):
             labels = conditions.sample(n, seed + 2 + value, {name: value})
-            decisions = reader.read(samples_of(generator, n, seed + 2 + value, device, labels))
-            figures[f"asked_{value}"] = float((decisions[:, k] == value).mean())
-        figures["balanced"] = (figures["asked_1"] + figures["asked_0"]) / 2
-        figures["real_agreement"] = real_agreement[name]
-        result[name] = figures
-    return result
+            made = samples_of(generator, n, seed + 2 + value, device, labels)
+            for i in knowing:
+                decisions = readers[i].read(made)[:, readers[i].names.index(name)]
+                results[i][name][f"asked_{value}"] = float((decisions == value).mean())
+        for i in knowing:
+            figures = results[i][name]
+            figures["balanced"] = (figures["asked_1"] + figures["asked_0"]) / 2
+            figures["real_agreement"] = agreements[i][name]
+    return results
+
+
+LABEL_SETS = 4  # the most common label combinations whose samples' diversity evaluate measures
+
+
+def label_diversity(generator: torch.nn.Module, conditions: Conditions, inception: Inception,
+                    real_features: np.ndarray, n: int, seed: int, device: torch.device,
+                    sets: int = LABEL_SETS, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """``evaluate``'s diversity of ``n`` samples that all share one label set, for each of
+    the ``sets`` combinations most common in the training data: the median distance from
+    each sample to its nearest other, over the same among ``n`` real images of every kind
+    (so a model whose faces differ within a label set as much as photos differ at all
+    scores 1; photos sharing a label set are themselves a little less varied). A model
+    that draws one face per label scores near 0 here while its overall diversity, over
+    samples of many labels, can look fine."""
+    real = real_features[subset(len(real_features), n, seed)]
+    rows = []
+    for r in np.argsort(-conditions.counts, kind="stable")[:sets]:
+        wanted = {name: int(v) for name, v in zip(conditions.names, conditions.rows[r])}
+        labels = np.repeat(conditions.rows[r][None].astype(np.float32), n, axis=0)
+        features = inception.features(samples_of(generator, n, seed + 7 + len(rows), device, labels), progress=progress)
+        rows.append({"labels": wanted, "share": float(conditions.counts[r] / conditions.counts.sum()),
+                     "diversity": distances.diversity(real, features)})
+    return rows
 
 
 def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: str | Path | None = None,
              seed: int = 0, device: torch.device = torch.device("cpu"),
              progress: Progress | None = None, classifier: str | Path | None = None,
-             phase: Phase | None = None) -> dict[str, Any]:
+             phase: Phase | None = None, readers: tuple[str | Path, ...] = (),
+             label_n: int = 0) -> dict[str, Any]:
     """FID, KID, precision, recall, diversity, memorisation and face rate of ``n`` samples
     of a checkpoint against ``n`` real images; with an attribute classifier, the rate of
     each attribute among the samples, among the real images as it reads them, and in the
     cache's labels; for a conditional model also its conditional accuracy (see
-    ``conditional_accuracy``). A conditional model's samples for FID are asked for labels
-    drawn as its training images have them. ``phase(name)`` is told as each part begins;
+    ``conditional_accuracy``), by the classifier and by each of ``readers`` (other
+    classifiers, e.g. an independent one trained on photos the generator never saw), and,
+    with ``label_n``, the diversity of ``label_n`` samples within each of its most common
+    label sets (``label_diversity``). A conditional model's samples for FID are asked for
+    labels drawn as its training images have them. ``phase(name)`` is told as each part begins;
     ``progress(done, total)`` counts images through the networks."""
     phase = phase or (lambda name: None)
     if n < 2:
@@ -199,9 +233,18 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         )
     if n > len(cache.images):
         raise FaceganError(f"--n {n} is more than the {len(cache.images):,} images of {cache.folder}")
+    if readers and not classifier:
+        raise FaceganError("other readers are read beside the classifier: give --classifier too")
+    if label_n and conditions is None:
+        raise FaceganError("diversity within a label set needs a conditional model")
+    if label_n and not 2 <= label_n <= n:
+        raise FaceganError(f"the samples per label set must be 2 to --n ({n:,}), not {label_n:,}")
     reader = AttributeClassifier(classifier) if classifier else None
+    more_readers = [AttributeClassifier(path) for path in readers]
     if reader is not None:
         labels = cache.attribute_columns(tuple(reader.names))  # refuses a cache without those attributes, before the slow part
+        for other in more_readers:
+            cache.attribute_columns(tuple(other.names))
     inception = Inception(inception_path, device)
     started = time.perf_counter()
     phase(f"real images through Inception ({n:,} of {cache.folder}, or their features kept from an earlier run)")
@@ -228,12 +271,34 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
                                         "real_classified": float(real_read[:, j].mean()),
                                         "real_labels": float(labels[:, j].mean())}
                                  for j, name in enumerate(reader.names)}
+        if more_readers:
+            figures["readers"] = {}
+        other_reads = []
+        for other in more_readers:
+            read, real_other = other.read(fakes), other.read(cache.images[real_index])
+            other_labels = cache.attribute_columns(tuple(other.names))
+            other_reads.append((read, {name: float((real_other[:, j] == other_labels[real_index, j]).mean())
+                                       for j, name in enumerate(other.names)}))
+            figures["readers"][str(other.path)] = {
+                "architecture": other.architecture, "train_split": other.train_split,
+                "test_balanced_accuracy": other.test_balanced_accuracy,
+                "attributes": {name: {"samples": float(read[:, j].mean()), "real_classified": float(real_other[:, j].mean()),
+                                      "real_labels": float(other_labels[:, j].mean())}
+                               for j, name in enumerate(other.names)}}
         if conditions is not None:
             phase(f"conditional accuracy ({2 * n:,} more samples per attribute)")
             agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean())
                          for j, name in enumerate(reader.names)}
-            figures["conditional"] = conditional_accuracy(generator, conditions, reader, asked, fake_read, seed,
-                                                          device, agreement)
+            found = conditional_accuracy(generator, conditions, [reader, *more_readers], asked,
+                                         [fake_read] + [r for r, _ in other_reads], seed, device,
+                                         [agreement] + [a for _, a in other_reads])
+            figures["conditional"] = found[0]
+            for other, accuracy in zip(more_readers, found[1:]):
+                figures["readers"][str(other.path)]["conditional"] = accuracy
+    if label_n:
+        phase(f"diversity within label sets ({LABEL_SETS} sets of {label_n:,} samples through Inception)")
+        figures["label_diversity"] = label_diversity(generator, conditions, inception, real_features, label_n, seed,
+                                                     device, progress=progress)
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),

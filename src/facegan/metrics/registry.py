@@ -97,6 +97,7 @@ register(  # the training step's figures (facegan.train.steps)
     Figure("attr_real", "attributes read, real", "{:.2f}", progress=True),
     Figure("attr_fake", "attributes read, fake", "{:.2f}", progress=True),
     Figure("pl", "path-length penalty", "{:.4f}"),
+    Figure("ms", "pair distance ratio", "{:.3f}", progress=True),
     Figure("images_per_s", "img/s", "{:.0f}", progress=True),
 )
 FID_PANEL = "FID against training images (lower is better)"

@@ -121,7 +121,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     growth, mapping = family.growth, family.mapping
     objective = Objective(
         t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range, t.attribute_loss,
-        t.pl_weight,
+        t.pl_weight, mode_seeking=t.mode_seeking,
         r1_scale=(lambda: growth.gradient_scale(discriminator)) if growth is not None else Objective.r1_scale,
         path_length_penalty=(lambda z: mapping.path_length_penalty(generator, z)) if mapping is not None else None)
     average = None

@@ -91,6 +91,7 @@ class Objective:
     output_range: tuple[float, float] = (-1.0, 1.0)
     attribute_loss: float = 0.0
     pl_weight: float = 0.0
+    mode_seeking: float = 0.0
     r1_scale: Callable[[], float] = lambda: 1.0  # R1's factor now (a growing D judges smaller images)
     path_length_penalty: Callable[[torch.Tensor], torch.Tensor] | None = None  # G's, for pl_weight (a mapping network)
 
@@ -148,19 +149,40 @@ class Objective:
             return None
         return F.binary_cross_entropy_with_logits(attribute_logits, labels.float())
 
+    def fake_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The labels G makes this step's fakes for: the real batch's, with the second
+        half repeating the first half's when the mode-seeking term is on."""
+        if self.mode_seeking == 0 or labels is None or len(labels) < 2:
+            return labels
+        half = len(labels) // 2
+        return torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+
+    def mode_seeking_ratio(self, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
+        """Mean |image difference| over mean |latent difference| of the batch's pairs
+        (fake i and fake i + half); None when the term is off."""
+        if self.mode_seeking == 0 or len(fake) < 2:
+            return None
+        half = len(fake) // 2
+        images = (fake[:half].float() - fake[half : 2 * half].float()).abs().mean()
+        return images / (z[:half].float() - z[half : 2 * half].float()).abs().mean()
+
+    def seeking_penalty(self, ratio: torch.Tensor | None) -> torch.Tensor | None:
+        return None if ratio is None else self.mode_seeking / (ratio + 1e-5)
+
     def total(self, loss: torch.Tensor, penalty: torch.Tensor | None = None,
-              attribute_error: torch.Tensor | None = None) -> torch.Tensor:
+              attribute_error: torch.Tensor | None = None, seeking: torch.Tensor | None = None) -> torch.Tensor:
         """An adversarial loss plus the terms that are on: a penalty (R1 for D, path length
-        for G), and the weighted attribute error."""
-        if penalty is not None:
-            loss = loss + penalty
+        for G), the weighted attribute error, and (G's) mode-seeking penalty."""
+        for term in (penalty, seeking):
+            if term is not None:
+                loss = loss + term
         if attribute_error is not None:
             loss = loss + self.attribute_loss * attribute_error
         return loss
 
 
 def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake,
-             path_length=None) -> dict[str, torch.Tensor]:
+             path_length=None, seeking_ratio=None) -> dict[str, torch.Tensor]:
     figures = {
         "loss_g": loss_g.detach(),
         "loss_d": loss_d.detach(),
@@ -168,7 +190,7 @@ def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attr
         "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
     }
     for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake),
-                        ("pl", path_length)):
+                        ("pl", path_length), ("ms", seeking_ratio)):
         if value is not None:
             figures[name] = value.detach()
     return figures
@@ -191,17 +213,21 @@ def thesis_step(
     As with two Keras GradientTapes: G's gradients come from G's loss only and D's from
     D's loss only, both taken at the same weights before either update.
     """
+    made_for = objective.fake_labels(labels)
     with autocast():
-        fake_logits, fake_attributes = objective.judge(discriminator, generator(z, labels), labels)
+        fake = generator(z, made_for)
+        fake_logits, fake_attributes = objective.judge(discriminator, fake, made_for)
     real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     loss_d = objective.d_loss(real_logits, fake_logits)
     loss_g = objective.g_loss(fake_logits)
     attributes_real = objective.attribute_error(real_attributes, labels)
-    attributes_fake = objective.attribute_error(fake_attributes, labels)
+    attributes_fake = objective.attribute_error(fake_attributes, made_for)
+    ratio = objective.mode_seeking_ratio(fake, z)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
     path_length = objective.path_length(z, step)
-    g_grads = torch.autograd.grad(objective.total(loss_g, path_length, attributes_fake), g_params,
+    g_grads = torch.autograd.grad(objective.total(loss_g, path_length, attributes_fake, objective.seeking_penalty(ratio)),
+                                  g_params,
                                  retain_graph=True, allow_unused=True)  # a growing network's later stages wait
     d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params, allow_unused=True)
     for params, grads in ((g_params, g_grads), (d_params, d_grads)):
@@ -209,7 +235,7 @@ def thesis_step(
             p.grad = g
     g_optimizer.step()
     d_optimizer.step()
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio)
 
 
 def alternating_step(
@@ -225,11 +251,12 @@ def alternating_step(
     labels: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The classic DCGAN step: update D on real and (detached) fake, then G against the new D."""
+    made_for = objective.fake_labels(labels)
     with autocast():
-        fake = generator(z, labels)
+        fake = generator(z, made_for)
     real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     with autocast():
-        fake_logits, _ = objective.judge(discriminator, fake.detach(), labels, read=False)
+        fake_logits, _ = objective.judge(discriminator, fake.detach(), made_for, read=False)
     loss_d = objective.d_loss(real_logits, fake_logits)
     attributes_real = objective.attribute_error(real_attributes, labels)
     d_optimizer.zero_grad(set_to_none=True)
@@ -238,15 +265,16 @@ def alternating_step(
 
     discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
     with autocast():
-        g_logits, fake_attributes = objective.judge(discriminator, fake, labels)
+        g_logits, fake_attributes = objective.judge(discriminator, fake, made_for)
     loss_g = objective.g_loss(g_logits)
-    attributes_fake = objective.attribute_error(fake_attributes, labels)
+    attributes_fake = objective.attribute_error(fake_attributes, made_for)
+    ratio = objective.mode_seeking_ratio(fake, z)
     path_length = objective.path_length(z, step)
     g_optimizer.zero_grad(set_to_none=True)
-    objective.total(loss_g, path_length, attributes_fake).backward()
+    objective.total(loss_g, path_length, attributes_fake, objective.seeking_penalty(ratio)).backward()
     g_optimizer.step()
     discriminator.requires_grad_(True)
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio)
 
 
 STEPS = {"thesis": thesis_step, "alternating": alternating_step}
