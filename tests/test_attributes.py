@@ -11,7 +11,8 @@ from PIL import Image
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
-from facegan.metrics.attributes import AttributeClassifier, AttributeNet, as_input, recalibrate_batch_norm
+from facegan.metrics.attributes import (AttributeClassifier, AttributeNet, as_input, positive_weights,
+                                       recalibrate_batch_norm)
 from facegan.metrics import registry
 from facegan.train import report
 from facegan.train.run import RunDir
@@ -97,6 +98,11 @@ def test_the_classifier_learns_a_visible_attribute_and_reports_test_accuracy(lab
     assert np.array_equal(reader.read(images), (p > 0.5).astype(np.float32))
 
 
+def test_positives_are_weighted_by_how_rare_they_are():
+    labels = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]], np.float32)
+    assert positive_weights(labels).tolist() == [3.0, 1.0, 1.0]  # 3 without for 1 with; none; all
+
+
 def test_an_independent_reader_learns_from_the_val_split_alone(tmp_path, capsys):
     """--architecture resnet --split val: residual blocks with group norm (no batch norm),
     trained on the val split only, judged on test like the audit classifier; it reads
@@ -105,9 +111,9 @@ def test_an_independent_reader_learns_from_the_val_split_alone(tmp_path, capsys)
     prepare(tmp_path / "celeba", tmp_path / "cache", 16)
     out = tmp_path / "reader.pt"
     assert main(["train-classifier", "--data", str(tmp_path / "cache"), "--out", str(out), "--architecture", "resnet",
-                 "--split", "val", "--shift", "2", "--attributes", "Male,Smiling", "--epochs", "8",
+                 "--split", "val", "--shift", "2", "--balanced", "--attributes", "Male,Smiling", "--epochs", "8",
                  "--batch-size", "32"]) == 0
-    assert "resnet, 2 attributes, trained on 160 images (val split)" in capsys.readouterr().out
+    assert "resnet, 2 attributes, trained on 160 images (val split, balanced)" in capsys.readouterr().out
     reader = AttributeClassifier(out)
     assert reader.architecture == "resnet" and reader.train_split == "val"
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in reader.net.modules())

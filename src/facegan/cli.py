@@ -224,6 +224,9 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
                                  "train split never saw)")
     classifier.add_argument("--shift", type=int, default=0,
                             help="move training images by up to this many pixels each way (default 0)")
+    classifier.add_argument("--balanced", action="store_true",
+                            help="weigh each attribute's positives by negatives/positives, so that decisions aim at "
+                                 "balanced accuracy (for reading conditional accuracy; not for auditing rates)")
     add_threads_flag(classifier)
 
     commands.add_parser("models", help="list the trained generators shipped with facegan, with their figures",
@@ -814,9 +817,9 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         raise FaceganError("--attributes names no attribute")
     r = train_classifier(open_cache(args.data), args.out, names, args.epochs, args.batch_size, args.seed,
                          progress=CountReport("training the classifier", unit="step"), architecture=args.architecture,
-                         split=args.split, shift=args.shift)
+                         split=args.split, shift=args.shift, balanced=args.balanced)
     print(f"saved {args.out}: {args.architecture}, {len(names)} attributes, trained on {r['train_images']:,} images "
-          f"({args.split} split) in {_duration(r['seconds'])}")
+          f"({args.split} split{', balanced' if args.balanced else ''}) in {_duration(r['seconds'])}")
     print(f"on the {r['test_images']:,} images of the test split:  accuracy  balanced")
     for name, accuracy in r["test_accuracy"].items():
         print(f"  {name:<16}{accuracy:>27.1%}{r['test_balanced_accuracy'][name]:>10.1%}")

@@ -141,12 +141,26 @@ def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
     return sum(rates) / len(rates)
 
 
+def positive_weights(labels: np.ndarray) -> np.ndarray:
+    """Per attribute, the training images without it over those with it (1 where either
+    is missing): weighting each positive so, the loss counts both sides alike and the
+    decisions aim at balanced accuracy rather than at the attribute's base rate."""
+    positives = labels.sum(axis=0)
+    negatives = len(labels) - positives
+    return np.where((positives > 0) & (negatives > 0), negatives / np.maximum(positives, 1), 1.0).astype(np.float32)
+
+
 def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epochs: int = 4,
                      batch_size: int = 128, seed: int = 0,
                      progress: Callable[[int, int], None] | None = None, architecture: str = "cnn",
-                     split: str = "train", shift: int = 0) -> dict[str, Any]:
+                     split: str = "train", shift: int = 0, balanced: bool = False) -> dict[str, Any]:
     """Train an ``architecture`` on the cache's ``split`` (train or val), flipping images
-    and moving them by up to ``shift`` pixels; measure on its test split; save to ``out``."""
+    and moving them by up to ``shift`` pixels, each attribute's positives weighted by
+    ``positive_weights`` when ``balanced``; measure on its test split; save to ``out``.
+
+    Balanced decisions suit a reader of conditional accuracy (a rare attribute asked
+    for is read as often as its absence); plain ones suit the audit of rates (the
+    share of glasses among samples, which weighting would overstate)."""
     if architecture not in ARCHITECTURES:
         raise FaceganError(f"unknown classifier architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})")
     if split not in SPLITS:
@@ -161,6 +175,7 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
     if len(train_index) < batch_size or len(test_index) == 0:
         raise FaceganError(f"{cache.folder} has {len(train_index)} {split} and {len(test_index)} test images; too few")
     size = cache.size
+    weights = torch.from_numpy(positive_weights(labels[train_index])) if balanced else None
     torch.manual_seed(seed)
     net = ARCHITECTURES[architecture](len(names))
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -176,7 +191,7 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
             x = as_input(cache.images[batch], size)
             flip = torch.from_numpy(rng.random(batch_size) < 0.5)
             x = shifted(torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x), rng, shift)
-            loss = F.binary_cross_entropy_with_logits(net(x), torch.from_numpy(labels[batch]))
+            loss = F.binary_cross_entropy_with_logits(net(x), torch.from_numpy(labels[batch]), pos_weight=weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -194,7 +209,7 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
     result = {"kind": KIND, "architecture": architecture, "attributes": list(names), "size": size,
               "weights": net.state_dict(), "test_accuracy": accuracy, "test_balanced_accuracy": balanced,
               "test_images": int(len(test_index)), "train_split": split, "train_images": int(len(train_index)),
-              "epochs": epochs, "shift": shift, "seconds": round(seconds, 1), "source": str(cache.folder)}
+              "epochs": epochs, "shift": shift, "balanced": balanced, "seconds": round(seconds, 1), "source": str(cache.folder)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save(result, Path(out))
     return {k: v for k, v in result.items() if k != "weights"}
