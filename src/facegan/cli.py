@@ -466,9 +466,9 @@ def _duration(seconds: float) -> str:
 def _end_worker(code: int) -> NoReturn:
     """End a torchrun rank other than 0 once its process group is gone. It writes nothing
     (rank 0 writes the run directory), so it skips the interpreter's finalization, where
-    a native thread of the process group still finishing can abort the process: seen as
-    SIGABRT ("terminate called without an active exception") on rank 1 after a run that
-    had finished and saved, now and then on a loaded machine."""
+    rank 1 of a run that had finished and saved was seen to abort now and then on a
+    loaded machine (SIGABRT from native code: "terminate called without an active
+    exception"), making torchrun report the run as failed."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
