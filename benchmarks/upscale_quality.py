@@ -54,8 +54,12 @@ def main() -> None:
     parser.add_argument("--generated-grid", default="", help="with --generated: write its grid here (.png)")
     parser.add_argument("--reuse", default="", help="a folder keeping the real photos' Inception features between "
                                                     "runs (the same --test and --fid-n give the same features)")
+    parser.add_argument("--no-interpolation", action="store_true",
+                        help="only the checkpoints' rows (bicubic and Lanczos give the same figures every run)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.no_interpolation and not args.checkpoint:
+        raise SystemExit("--no-interpolation needs --checkpoint: nothing else would be measured")
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     real = open_cache(args.test).images
@@ -73,8 +77,8 @@ def main() -> None:
     real = np.array(real[:need])  # a writable copy of the read-only cache
     low = upscaling.shrink(real, scale)
     side = real.shape[1]
-    methods: dict[str, np.ndarray] = {"bicubic": upscaling.resized(low, side, "bicubic"),
-                                      "lanczos": upscaling.resized(low, side, "lanczos")}
+    methods: dict[str, np.ndarray] = {} if args.no_interpolation else {
+        "bicubic": upscaling.resized(low, side, "bicubic"), "lanczos": upscaling.resized(low, side, "lanczos")}
     for path, upscaler, _ in upscalers:
         if args.generated_only:
             break
@@ -134,8 +138,8 @@ def generated(args, upscalers, side, inception, reference, device) -> None:
     generator, _, _ = sample.load_generator(path, device)
     for seed in (int(s) for s in args.seeds.split(",")):
         faces = sample.generate(generator, args.fid_n, seed, device)
-        methods = {"lanczos": upscaling.resized(faces, side, "lanczos"),
-                   **{Path(p).name: upscaling.upscale(u, faces, device) for p, u, _ in upscalers}}
+        methods = {} if args.no_interpolation else {"lanczos": upscaling.resized(faces, side, "lanczos")}
+        methods.update({Path(p).name: upscaling.upscale(u, faces, device) for p, u, _ in upscalers})
         for name, made in methods.items():
             figures = compare(reference, inception.features(made))
             print(json.dumps({"generated": args.generated, "seed": seed, "method": name, "fid": round(figures["fid"], 2),

@@ -2,11 +2,13 @@
 
     python scripts/ship_model.py --checkpoint RUN/checkpoints/step-N.pt --real CACHE64 \
         --classifier classifier.pt --hardware "2 cores of ..." --name celeba64
+    python scripts/ship_model.py ... --name celeba64-attr --reader reader.pt --label-n 250   # a conditional model
 
 Stores the weights as fp16 unless that moves some pixel of 256 faces by more than one
 level (then fp32), writes src/facegan/pretrained/NAME.safetensors, evaluates that file
 exactly as ``facegan evaluate --model NAME --real CACHE64 --n 1000 --classifier
-classifier.pt`` does (so the card's figures reproduce with that command), and writes
+classifier.pt`` (with ``--reader`` and ``--label-n`` for a conditional model) does (so
+the card's figures reproduce with that command), and writes
 the figures into the file's metadata. The FID floor (real photos against other real
 photos at the same N) is ``python benchmarks/eval.py --real CACHE64 --n 1000``'s,
 23.67 on the shared subset's 64 px cache (docs/benchmarks.md).
@@ -53,6 +55,14 @@ def card_figures(state: checkpoint.TrainingState, evaluation: dict, fid_floor: f
     }
     if "conditional" in evaluation:  # how often the classifier reads each attribute as asked for
         card["followed"] = {name: round(r["balanced"], 3) for name, r in evaluation["conditional"].items()}
+    for path, reader in evaluation.get("readers", {}).items():  # the same, by an independent reader
+        card["followed_by_reader"] = {name: round(r["balanced"], 3) for name, r in reader.get("conditional", {}).items()}
+        card["reader"] = {"file": Path(path).name, "architecture": reader["architecture"],
+                          "trained_on": reader["train_split"],
+                          "test_balanced_accuracy": {n: round(a, 3) for n, a in reader["test_balanced_accuracy"].items()}}
+    if "label_diversity" in evaluation:
+        card["label_diversity"] = [{"labels": row["labels"], "diversity": round(row["diversity"], 3)}
+                                   for row in evaluation["label_diversity"]]
     return card
 
 
@@ -62,6 +72,11 @@ def main() -> None:
     parser.add_argument("--real", required=True, help="the prepared 64 px cache it trained on")
     parser.add_argument("--classifier", required=True, help="facegan train-classifier's classifier")
     parser.add_argument("--hardware", required=True, help="what it trained on, in words")
+    parser.add_argument("--reader", action="append", default=[],
+                        help="a conditional model: an independent attribute reader (train-classifier --architecture "
+                             "resnet --split val --balanced)")
+    parser.add_argument("--label-n", type=int, default=0, help="a conditional model: samples per label set for the "
+                                                               "diversity within a label set")
     parser.add_argument("--name", default="celeba64")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--fid-floor", type=float, default=23.67, help="real against real FID at the same N")
@@ -75,7 +90,8 @@ def main() -> None:
     generator_file.save(generator.state_dict(), config, conditions, out, half=half)
     evaluation = evaluate(out, args.real, args.n, classifier=args.classifier,
                           progress=lambda done, total: print(f"  {done:,}/{total:,}", end="\r", file=sys.stderr),
-                          phase=lambda name: print(name, file=sys.stderr))
+                          phase=lambda name: print(name, file=sys.stderr), readers=tuple(args.reader),
+                          label_n=args.label_n)
     card = card_figures(state, evaluation, args.fid_floor, args.hardware)
     card["precision_check"] = moved
     generator_file.save(generator.state_dict(), config, conditions, out, half=half, card=card)
