@@ -55,7 +55,7 @@ def card_figures(state: checkpoint.TrainingState, evaluation: dict, fid_floor: f
     }
     if "conditional" in evaluation:  # how often the classifier reads each attribute as asked for
         card["followed"] = {name: round(r["balanced"], 3) for name, r in evaluation["conditional"].items()}
-    for path, reader in evaluation.get("readers", {}).items():  # the same, by an independent reader
+    for path, reader in evaluation.get("readers", {}).items():  # the same, by the independent reader (one)
         card["followed_by_reader"] = {name: round(r["balanced"], 3) for name, r in reader.get("conditional", {}).items()}
         card["reader"] = {"file": Path(path).name, "architecture": reader["architecture"],
                           "trained_on": reader["train_split"],
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--real", required=True, help="the prepared 64 px cache it trained on")
     parser.add_argument("--classifier", required=True, help="facegan train-classifier's classifier")
     parser.add_argument("--hardware", required=True, help="what it trained on, in words")
-    parser.add_argument("--reader", action="append", default=[],
+    parser.add_argument("--reader", default="",
                         help="a conditional model: an independent attribute reader (train-classifier --architecture "
                              "resnet --split val --balanced)")
     parser.add_argument("--label-n", type=int, default=0, help="a conditional model: samples per label set for the "
@@ -90,7 +90,7 @@ def main() -> None:
     generator_file.save(generator.state_dict(), config, conditions, out, half=half)
     evaluation = evaluate(out, args.real, args.n, classifier=args.classifier,
                           progress=lambda done, total: print(f"  {done:,}/{total:,}", end="\r", file=sys.stderr),
-                          phase=lambda name: print(name, file=sys.stderr), readers=tuple(args.reader),
+                          phase=lambda name: print(name, file=sys.stderr), readers=(args.reader,) if args.reader else (),
                           label_n=args.label_n)
     card = card_figures(state, evaluation, args.fid_floor, args.hardware)
     card["precision_check"] = moved
