@@ -319,6 +319,8 @@ def test_evaluate_reports_conditional_accuracy(conditional_run, tmp_path, capsys
 class PaintedByLabel(torch.nn.Module):
     """A generator whose faces differ with z (``varied``) or are one face per label set."""
 
+    output_range = (-1.0, 1.0)
+
     def __init__(self, varied: bool):
         super().__init__()
         self.z_dim, self.varied = 8, varied
@@ -333,7 +335,7 @@ class PaintedByLabel(torch.nn.Module):
 @needs_inception
 def test_diversity_within_a_label_set_finds_one_face_per_label(conditional_run):
     """Samples that share labels but differ with z keep a diversity near photos'; a
-    generator that draws one face per label set scores 0 on every set."""
+    generator that draws one face per label set scores about 0 on every set."""
     from facegan.metrics.inception import Inception
 
     base, _, summary = conditional_run
@@ -343,8 +345,8 @@ def test_diversity_within_a_label_set_finds_one_face_per_label(conditional_run):
     varied = label_diversity(PaintedByLabel(True), conditions, inception, real, 8, 0, CPU, sets=2)
     collapsed = label_diversity(PaintedByLabel(False), conditions, inception, real, 8, 0, CPU, sets=2)
     assert [row["labels"] for row in varied] == [row["labels"] for row in collapsed]
-    assert all(row["diversity"] == 0 for row in collapsed)
-    assert all(row["diversity"] > 0.3 for row in varied)
+    assert all(row["diversity"] < 0.01 for row in collapsed), collapsed  # identical faces (to rounding)
+    assert all(row["diversity"] > 0.3 for row in varied), varied
 
 
 def test_the_mode_seeking_term_pairs_labels_and_pushes_paired_faces_apart():

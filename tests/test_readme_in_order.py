@@ -3,8 +3,8 @@ in one folder, on tiny data: each must work after the commands before it.
 
 What is made smaller, and nothing else: training stops after two steps on 128 built-in
 faces or on stand-ins of the user's files (a CelebA-layout folder, photos, a zip), the
-demo after three seconds, evaluations compare 8 images, the classifier trains one epoch,
-a projection takes two steps. A checkpoint the README names by its step in a full run
+demo after three seconds, evaluations compare 8 images (4 per label set), the
+classifier trains one epoch, a projection takes two steps. A checkpoint the README names by its step in a full run
 (step 128, the end of epoch 1) is the run's first one here. `serve` runs until its page
 and API answer, then gets Ctrl-C."""
 
@@ -41,7 +41,8 @@ def stand_ins(home: Path, work: Path) -> None:
         Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(celeba / "img_align_celeba" / name)
         rows.append(name + " " + " ".join(rng.choice(["1", "-1"], len(CELEBA_ATTRIBUTES))))
     (celeba / "list_attr_celeba.txt").write_text(f"80\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
-    (celeba / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {0 if i < 60 else 2}\n" for i in range(80)))
+    (celeba / "list_eval_partition.txt").write_text(
+        "".join(f"{i + 1:06d}.jpg {0 if i < 40 else 1 if i < 60 else 2}\n" for i in range(80)))
     (home / "photos").mkdir()
     for i in range(20):
         Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(home / "photos" / f"{i}.png")
@@ -66,6 +67,8 @@ def smaller(argv: list[str], work: Path) -> list[str]:
         rest += ["--minutes", "0.05", "--threads", "1"]
     elif command == "evaluate":
         rest = [a for a in rest] + ["--n", "8", "--threads", "1"]
+        if "--label-n" in rest:
+            rest[rest.index("--label-n") + 1] = "4"
     elif command == "lesson" and "--list" not in rest:
         rest += ["--scale", "0.05", "--threads", "1"]
     elif command == "train-classifier":
