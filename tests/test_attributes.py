@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from facegan import checkpoint
 from facegan.cli import main
 from facegan.data.cache import open_cache
 from facegan.data.prepare import prepare
@@ -116,6 +117,7 @@ def test_an_independent_reader_learns_from_the_val_split_alone(tmp_path, capsys)
     assert "resnet, 2 attributes, trained on 160 images (val split, balanced)" in capsys.readouterr().out
     reader = AttributeClassifier(out)
     assert reader.architecture == "resnet" and reader.train_split == "val"
+    assert checkpoint.load(out)["balanced"] is True  # the setting it was trained with
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in reader.net.modules())
     assert reader.test_balanced_accuracy["Male"] >= 0.9 and reader.test_balanced_accuracy["Smiling"] < 0.75
     refused = ["train-classifier", "--data", str(tmp_path / "cache"), "--out", str(tmp_path / "x.pt")]

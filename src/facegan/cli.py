@@ -6,8 +6,8 @@ Problems the user can fix end in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
+import os
 import sys
 import time
 import warnings

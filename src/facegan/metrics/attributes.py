@@ -205,9 +205,9 @@ def train_classifier(cache: Cache, out: str | Path, names: tuple[str, ...], epoc
     predicted = predict(net, cache.images[test_index], size)
     truth = labels[test_index]
     accuracy = {n: float((predicted[:, j] == truth[:, j]).mean()) for j, n in enumerate(names)}
-    balanced = {n: balanced_accuracy(predicted[:, j], truth[:, j]) for j, n in enumerate(names)}
+    accuracy_balanced = {n: balanced_accuracy(predicted[:, j], truth[:, j]) for j, n in enumerate(names)}
     result = {"kind": KIND, "architecture": architecture, "attributes": list(names), "size": size,
-              "weights": net.state_dict(), "test_accuracy": accuracy, "test_balanced_accuracy": balanced,
+              "weights": net.state_dict(), "test_accuracy": accuracy, "test_balanced_accuracy": accuracy_balanced,
               "test_images": int(len(test_index)), "train_split": split, "train_images": int(len(train_index)),
               "epochs": epochs, "shift": shift, "balanced": balanced, "seconds": round(seconds, 1), "source": str(cache.folder)}
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -181,6 +181,17 @@ def conditional_accuracy(generator: torch.nn.Module, conditions: Conditions, rea
     return results
 
 
+def attribute_figures(names: list[str], fake_read: np.ndarray, real_read: np.ndarray, labels: np.ndarray,
+                      real_index: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """One reader's figures per attribute: its rate among the samples, among the real
+    images compared (``real_index`` of the cache) as the reader reads them, and in the
+    whole cache's ``labels``; and how often the reader agrees with those images' labels."""
+    rates = {name: {"samples": float(fake_read[:, j].mean()), "real_classified": float(real_read[:, j].mean()),
+                    "real_labels": float(labels[:, j].mean())} for j, name in enumerate(names)}
+    agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean()) for j, name in enumerate(names)}
+    return rates, agreement
+
+
 LABEL_SETS = 4  # the most common label combinations whose samples' diversity evaluate measures
 
 
@@ -241,10 +252,8 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         raise FaceganError(f"the samples per label set must be 2 to --n ({n:,}), not {label_n:,}")
     reader = AttributeClassifier(classifier) if classifier else None
     more_readers = [AttributeClassifier(path) for path in readers]
-    if reader is not None:
-        labels = cache.attribute_columns(tuple(reader.names))  # refuses a cache without those attributes, before the slow part
-        for other in more_readers:
-            cache.attribute_columns(tuple(other.names))
+    # each reader's label columns; refuses a cache without those attributes, before the slow part
+    columns = [cache.attribute_columns(tuple(r.names)) for r in ([reader] if reader else []) + more_readers]
     inception = Inception(inception_path, device)
     started = time.perf_counter()
     phase(f"real images through Inception ({n:,} of {cache.folder}, or their features kept from an earlier run)")
@@ -267,31 +276,20 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
         others = other_subset(len(cache.images), real_index, seed)
         if others is not None:  # the same distance between two sets of real photos: what a perfect model scores
             figures["classifier_fd_floor"] = distances.fid(real_embedded, reader.read_and_embed(cache.images[others])[1])
-        figures["attributes"] = {name: {"samples": float(fake_read[:, j].mean()),
-                                        "real_classified": float(real_read[:, j].mean()),
-                                        "real_labels": float(labels[:, j].mean())}
-                                 for j, name in enumerate(reader.names)}
-        if more_readers:
-            figures["readers"] = {}
-        other_reads = []
-        for other in more_readers:
-            read, real_other = other.read(fakes), other.read(cache.images[real_index])
-            other_labels = cache.attribute_columns(tuple(other.names))
-            other_reads.append((read, {name: float((real_other[:, j] == other_labels[real_index, j]).mean())
-                                       for j, name in enumerate(other.names)}))
-            figures["readers"][str(other.path)] = {
+        figures["attributes"], agreement = attribute_figures(reader.names, fake_read, real_read, columns[0], real_index)
+        other_reads = [other.read(fakes) for other in more_readers]
+        other_agreements = []
+        for other, read, other_labels in zip(more_readers, other_reads, columns[1:]):
+            rates, other_agreement = attribute_figures(other.names, read, other.read(cache.images[real_index]),
+                                                       other_labels, real_index)
+            other_agreements.append(other_agreement)
+            figures.setdefault("readers", {})[str(other.path)] = {
                 "architecture": other.architecture, "train_split": other.train_split,
-                "test_balanced_accuracy": other.test_balanced_accuracy,
-                "attributes": {name: {"samples": float(read[:, j].mean()), "real_classified": float(real_other[:, j].mean()),
-                                      "real_labels": float(other_labels[:, j].mean())}
-                               for j, name in enumerate(other.names)}}
+                "test_balanced_accuracy": other.test_balanced_accuracy, "attributes": rates}
         if conditions is not None:
             phase(f"conditional accuracy ({2 * n:,} more samples per attribute)")
-            agreement = {name: float((real_read[:, j] == labels[real_index, j]).mean())
-                         for j, name in enumerate(reader.names)}
-            found = conditional_accuracy(generator, conditions, [reader, *more_readers], asked,
-                                         [fake_read] + [r for r, _ in other_reads], seed, device,
-                                         [agreement] + [a for _, a in other_reads])
+            found = conditional_accuracy(generator, conditions, [reader, *more_readers], asked, [fake_read, *other_reads],
+                                         seed, device, [agreement, *other_agreements])
             figures["conditional"] = found[0]
             for other, accuracy in zip(more_readers, found[1:]):
                 figures["readers"][str(other.path)]["conditional"] = accuracy
