@@ -239,7 +239,7 @@ def test_generate_refuses_bad_attribute_requests(conditional_run, tmp_path, caps
 
 
 def test_conditional_training_needs_celeba_labels(tmp_path, capsys):
-    with pytest.raises(FaceganError, match="needs CelebA's attribute labels"):
+    with pytest.raises(FaceganError, match="needs CelebA's attributes"):
         train(tiny_plan(tmp_path / "run", "cfaces64"))
     assert main(["train", "--preset", "cfaces64", "--attributes", "Male,Beard", "--run", str(tmp_path / "r")]) == 2
     assert "unknown attribute Beard" in capsys.readouterr().err

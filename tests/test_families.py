@@ -9,8 +9,7 @@ import torch
 
 from facegan import config as cfg
 from facegan import configure
-from facegan import models, sample, upscaling
-from facegan.conditions import attribute_names
+from facegan import editing, models, sample, upscaling
 from facegan.data.synthetic import synthetic_faces
 from facegan.train.run import RunDir, RunPlan, plan
 from facegan.train.trainer import train
@@ -22,14 +21,22 @@ def small(preset: str, **changes) -> cfg.Config:
     config = configure.preset(preset)
     family = models.family_of(config.model)
     size = max(16, family.min_resolution)
+    # a translator's learning rates fall over the run's planned steps, which resuming with
+    # more epochs changes: here they stay constant (tests/test_translate.py resumes the fall)
+    own = {"decay_from": 1.0, "d_layers": 2} if family.kind == "translator" else {}
     return configure.override(config, {"resolution": size, "g_width": 4, "d_width": 8, "batch_size": 4,
                                               "log_every": 1, "sample_count": 4, "epochs": 2, "threads": 1,
-                                              **changes})
+                                              **own, **changes})
 
 
 def data_for(config: cfg.Config) -> tuple[np.ndarray, np.ndarray | None]:
+    """8 faces (two batches), with labels of the attributes the family trains on: a
+    conditional model's, or a translator's domains (16 faces then, 8 in each)."""
+    family = models.family_of(config.model)
+    if family.kind == "translator":
+        return synthetic_faces(16, config.model.resolution, seed=3), (np.arange(16) % 2).astype(np.float32)[:, None]
     images = synthetic_faces(8, config.model.resolution, seed=3)
-    names = attribute_names(config.model.attributes)
+    names = family.data_attributes(config.model)
     labels = np.random.default_rng(0).integers(0, 2, (8, len(names))).astype(np.float32) if names else None
     return images, labels
 
@@ -60,6 +67,8 @@ def test_a_preset_builds_trains_resumes_bitwise_and_generates(tmp_path, preset):
     if kind == "upscaler":
         faces = upscaling.upscale(generator, upscaling.shrink(images[:3], config.model.family_settings.scale),
                                   torch.device("cpu"))
+    elif kind == "translator":
+        faces = editing.translate(generator, images[:3], True, torch.device("cpu"))
     else:
         asked = None if conditions is None else conditions.sample(3, 0)
         faces = sample.generate(generator, 3, 0, torch.device("cpu"), labels=asked)

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from facegan import config as cfg
 from facegan import files
 from facegan.conditions import attribute_names, requests
 from facegan.errors import FaceganError, FaceganWarning
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # the classifier's default attributes, without importing torch for the parser
 DEFAULT_ATTRIBUTES = ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair", "Black_Hair", "Wearing_Hat", "Heavy_Makeup")
@@ -72,6 +76,12 @@ def add_generator_source(parser: argparse.ArgumentParser, required: bool) -> Non
     source.add_argument("--run", help="a run directory (its latest checkpoint)")
     source.add_argument("--checkpoint", help="a checkpoint, or a generator file (.safetensors) from facegan export")
     source.add_argument("--model", help="a model shipped with facegan (facegan models lists them)")
+
+
+def add_translator_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--translator", metavar="TRANSLATOR",
+                        help="the translator making the edits: a shipped one's name, a run directory, a checkpoint "
+                             "or a generator file (default: the shipped translator of each attribute)")
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +158,10 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     generate.add_argument("--vary", metavar="ATTRIBUTE",
                           help="conditional models: a grid of -n faces with ATTRIBUTE=0 over the same faces with "
                                "ATTRIBUTE=1 (latents and other attributes held fixed)")
+    generate.add_argument("--edit", metavar="ATTR=0|1",
+                          help="edit the faces with translators (shipped ones, or --translator), e.g. Smiling=1: "
+                               "each face beside its edit")
+    add_translator_flag(generate)
     generate.add_argument("--upscale", nargs="?", const=UPSCALER, metavar="UPSCALER",
                           help=f"make the faces larger with an upscaler: a shipped one (alone: {UPSCALER}, 64 -> "
                                "128 px), a run directory, a checkpoint or a generator file")
@@ -283,6 +297,24 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
                          help="for one image: the .png to write; for a folder: the folder to write into")
     add_device_flag(upscale)
     add_threads_flag(upscale)
+
+    edit = commands.add_parser(
+        "edit", help="edit faces in photos with a translator: add or remove a smile, change hair colour",
+        description="Edit the face in an image, or in every image of a folder, with translators (shipped ones by "
+                    "default, or --translator): the image is centre-cropped to a square and resized to the "
+                    "translator's size, as facegan prepare makes training faces (--crop none: the whole image, "
+                    "squashed), edited, and written as PNG at that size.")
+    edit.add_argument("source", help="an image, or a folder of images (searched recursively)")
+    edit.add_argument("--to", required=True, metavar="ATTR=0|1",
+                      help="the edits, applied in order, e.g. Smiling=1 or Black_Hair=1,Smiling=0")
+    add_translator_flag(edit)
+    edit.add_argument("--out", required=True,
+                      help="for one image: the .png to write; for a folder: the folder to write into")
+    edit.add_argument("--crop", choices=("center", "none"), default="center",
+                      help="center (default): the largest centred square, as prepare crops; none: the whole image")
+    edit.add_argument("--compare", action="store_true", help="write each face before and after, side by side")
+    add_device_flag(edit)
+    add_threads_flag(edit)
 
     lesson = commands.add_parser(
         "lesson", help="run a lesson: how GANs learn and fail, shown in a minute or two on a CPU",
@@ -508,9 +540,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from facegan import sample
+    from facegan import editing, sample
     from facegan.devices import resolve_device
 
+    edit_requests = requests(args.edit, "--edit") if args.edit is not None else None
+    if args.translator is not None and args.edit is None:
+        raise FaceganError("--translator names the translator of --edit: give --edit too (e.g. --edit Smiling=1)")
     request = sample.Request(n=args.n, seed=args.seed, out=args.out,
                              attr=requests(args.attr) if args.attr is not None else None,
                              interpolate=args.interpolate, truncation=args.truncation,
@@ -521,17 +556,37 @@ def cmd_generate(args: argparse.Namespace) -> int:
     path = _generator_path(args)
     device = resolve_device(args.device)
     generator, config, conditions = sample.load_generator(path, device)
-    finish, upscaled = None, ""
+    larger, edit, said = None, None, ""
+    if args.edit is not None:
+        edits = editing.find(edit_requests, device, args.translator)
+        if edits[0].resolution != config.model.resolution:
+            raise FaceganError(f"{_shown(edits[0].source)} edits {edits[0].resolution} px faces and this generator "
+                               f"makes {config.model.resolution} px ones")
+        edit = functools.partial(editing.apply, edits, device=device)
+        said = f"; each face beside its edit {args.edit} by " + ", ".join(sorted({_shown(e.source) for e in edits}))
     if args.upscale is not None:
         found = sample.find_named(args.upscale, "upscaler")
         upscaler, upscaler_config, _ = sample.load_generator(found, device, "upscaler")
-        finish = sample.upscaling_by(upscaler, upscaler_config, config, device)
-        upscaled = f", upscaled to {upscaler_config.model.resolution} px by {_shown(found)}"
+        larger = sample.upscaling_by(upscaler, upscaler_config, config, device)
+        said += f"; upscaled to {upscaler_config.model.resolution} px by {_shown(found)}"
     report = CountReport("writing images")
     print(sample.make(generator, config, conditions, request, device, _shown(path),
                       progress=report if not sample.is_grid(request.out) else None,
-                      note=lambda text: print(f"facegan: {text}", file=sys.stderr), finish=finish) + upscaled)
+                      note=lambda text: print(f"facegan: {text}", file=sys.stderr),
+                      finish=_finishing(edit, larger)) + said)
     return 0
+
+
+def _finishing(edit: Callable[[np.ndarray], np.ndarray] | None, larger: Callable[[np.ndarray], np.ndarray] | None,
+               ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What each batch of generated faces goes through: edited (each face beside its edit),
+    then made larger, each face apart."""
+    if edit is None:
+        return larger
+    from facegan import editing
+
+    grow = larger or (lambda faces: faces)
+    return lambda faces: editing.side_by_side(grow(faces), grow(edit(faces)))
 
 
 def _seed_pair(text: str) -> tuple[int, int]:
@@ -851,17 +906,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     _use_threads(args)
     source, out = Path(args.source), Path(args.out)
-    if not source.exists():
-        raise FaceganError(f"{source} does not exist")
-    if source.is_dir():
-        photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not photos:
-            raise FaceganError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        targets = [files.make_folder(out) / p.relative_to(source).with_suffix(".png") for p in photos]
-    else:
-        if out.suffix.lower() != ".png":
-            raise FaceganError(f"--out must name a .png file for one image, not {out}")
-        photos, targets = [source], [out]
+    photos, targets = _images_in(source, out)
     path = sample.find_generator(args.run, args.checkpoint, args.model, default=UPSCALER)
     device = resolve_device(args.device)
     upscaler, config, _ = sample.load_generator(path, device, "upscaler")
@@ -888,6 +933,56 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if not done:
             raise FaceganError(f"none of the {len(photos)} images of {source} could be used")
         print(f"wrote {done:,} of {len(photos):,} images, {scale}x larger, into {out}/ with {_shown(path)}")
+    return 0
+
+
+def _images_in(source: Path, out: Path) -> tuple[list[Path], list[Path]]:
+    """The images ``source`` names (itself, or a folder's, recursively) and the PNG each becomes under ``out``."""
+    if not source.exists():
+        raise FaceganError(f"{source} does not exist")
+    if source.is_dir():
+        photos = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not photos:
+            raise FaceganError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return photos, [files.make_folder(out) / p.relative_to(source).with_suffix(".png") for p in photos]
+    if out.suffix.lower() != ".png":
+        raise FaceganError(f"--out must name a .png file for one image, not {out}")
+    return [source], [out]
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from facegan import editing
+    from facegan import images as imaging
+    from facegan.data.decode import Crop, Unusable, decode
+    from facegan.devices import resolve_device
+
+    wanted = requests(args.to, "--to")
+    _use_threads(args)
+    photos, targets = _images_in(Path(args.source), Path(args.out))
+    device = resolve_device(args.device)
+    edits = editing.find(wanted, device, args.translator)
+    side, done = edits[0].resolution, 0
+    crop = "centre crop" if args.crop == "center" else "whole image"
+    for photo, target in zip(photos, targets):
+        try:
+            files.regular_file(photo, "image", 256 * 2**20)
+            face, _ = decode(str(photo), side, Crop.parse(args.crop), allow_upscale=True)
+        except (Unusable, FaceganError) as e:
+            if len(photos) == 1:
+                raise FaceganError(f"cannot use {photo}: {e}") from None
+            print(f"facegan: skipped {photo}: {e}", file=sys.stderr)
+            continue
+        edited = editing.apply(edits, face[None], device)
+        files.make_folder(target.parent)
+        imaging.save_png((editing.side_by_side(face[None], edited) if args.compare else edited)[0], target)
+        done += 1
+    by = ", ".join(sorted({_shown(e.source) for e in edits}))
+    if len(photos) == 1:
+        print(f"wrote {targets[0]} ({side} px, {crop}{', before | after' if args.compare else ''}): {args.to} by {by}")
+    else:
+        if not done:
+            raise FaceganError(f"none of the {len(photos)} images of {args.source} could be used")
+        print(f"wrote {done:,} of {len(photos):,} images ({side} px, {crop}) into {args.out}/: {args.to} by {by}")
     return 0
 
 
@@ -922,7 +1017,8 @@ def cmd_lesson(args: argparse.Namespace) -> int:
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "project": cmd_project, "evaluate": cmd_evaluate,
             "prepare": cmd_prepare, "train-classifier": cmd_train_classifier, "models": cmd_models,
-            "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo, "upscale": cmd_upscale, "lesson": cmd_lesson}
+            "export": cmd_export, "serve": cmd_serve, "demo": cmd_demo, "upscale": cmd_upscale, "edit": cmd_edit,
+            "lesson": cmd_lesson}
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):

@@ -23,7 +23,7 @@ from facegan.errors import FaceganError
 from facegan.models.family import Mapping
 
 
-USE = {"generator": "facegan generate", "upscaler": "facegan upscale"}  # the command for each kind of model
+USE = {"generator": "facegan generate", "upscaler": "facegan upscale", "translator": "facegan edit"}  # the command for each kind of model
 
 
 def load_generator(path: str | Path, device: torch.device, kind: str | None = "generator",

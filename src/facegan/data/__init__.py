@@ -41,8 +41,8 @@ def load_images(data: DataConfig, resolution: int, progress: Callable[[int, int]
     """
     if not data.data:
         if attributes:
-            raise FaceganError("a conditional model needs CelebA's attribute labels: give --data a CelebA root or "
-                               "a cache prepared from one (the built-in faces have none)")
+            raise FaceganError(f"training on the labels {', '.join(attributes)} needs CelebA's attributes: give --data "
+                               "a CelebA root or a cache prepared from one (the built-in faces have none)")
         from facegan.data.cache import cache_root
 
         faces = drawn_once(data.synthetic_count, resolution, data.synthetic_seed, cache_root() / "synthetic", progress)

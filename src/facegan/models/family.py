@@ -14,7 +14,9 @@ the rest of facegan asks of a family:
   ``growth`` (networks that grow during training), ``mapping`` (a generator with a
   mapping network: truncation, style mixing, the path-length penalty);
 - the figures it adds to the training log (``figures``) and how to count weights its
-  discriminator uses but never trains (``frozen_parameters``).
+  discriminator uses but never trains (``frozen_parameters``);
+- its kind (``facegan.train.kinds``: generator, upscaler or translator) and the CelebA
+  labels its training reads (``data_attributes``).
 
 Nothing outside the family's module probes its networks for attributes: the trainer,
 the moving average, the steps, the sampler and the CLI ask the record.
@@ -34,6 +36,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
+from facegan.conditions import attribute_names
 from facegan.config import ModelConfig, setting
 from facegan.figures import Figure
 
@@ -100,6 +103,10 @@ class Family:
     figures: tuple[Figure, ...] = ()  # figures its networks add to the training log (growth.figures' names)
     frozen_parameters: Callable[[nn.Module], int] = field(default=lambda discriminator: 0)
     kind: str = "generator"  # the kind of model (facegan.train.kinds): what a batch, a step and a grid are
+    data_attributes: Callable[[ModelConfig], tuple[str, ...]] = field(
+        default=lambda m: attribute_names(m.attributes))
+    """The CelebA attributes whose labels training loads beside the images: a conditional
+    model's (model.attributes), a translator's domains."""
     blank_input: Callable[[ModelConfig, int], torch.Tensor] = field(default=lambda m, n: torch.zeros(n, m.z_dim))
     """n inputs of the generator's shape, all zeros (to count its FLOPs): latents, or an upscaler's images."""
 

@@ -259,6 +259,15 @@ def same_weights(module: torch.nn.Module, world: World) -> None:
             dist.broadcast(tensor.data, src=0)
 
 
+def whole_batch(part: torch.Tensor, world: World) -> torch.Tensor:
+    """Every rank's ``part`` of a batch (equal shapes), in rank order, on every rank; no gradient."""
+    if not world.several:
+        return part
+    parts = [torch.empty_like(part) for _ in range(world.size)]
+    dist.all_gather(parts, part.detach().contiguous())
+    return torch.cat(parts)
+
+
 def agree(world: World, flags: list[bool], device: torch.device) -> list[bool]:
     """Each flag true if it is true on any rank."""
     if not world.several:

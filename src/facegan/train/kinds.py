@@ -11,14 +11,17 @@ differs is declared by the kind:
 - its sample grid: what a person looks at every epoch;
 - its evaluation: what evaluations during training compute (given to ``train`` from above).
 
-A family names its kind (``Family.kind``); ``set_up`` of that kind builds a ``Training``
-from the run's settings and data, and the session drives it. Two kinds exist:
-``generator`` (z and labels -> face, ``facegan.train.generation``) and ``upscaler`` (a
-face at S px -> the same face at k*S px, trained on pairs one cache gives,
-``facegan.train.upscaling``). A *translator* (a face of domain A -> domain B, unpaired, one cache split by an attribute)
-fits the same shape: its networks pack into the checkpoint's generator and
-discriminator (a translator's two generators as one module), their loaders yield pairs,
-their grids show input and output side by side.
+A family names its kind (``Family.kind``) and the CelebA labels its training loads
+(``Family.data_attributes``); ``set_up`` of that kind builds a ``Training`` from the
+run's settings and data, and the session drives it. Three kinds exist:
+
+- ``generator``: z and labels -> face (``facegan.train.generation``);
+- ``upscaler``: a face at S px -> the same face at k*S px, trained on pairs one cache
+  gives (``facegan.train.upscaling``);
+- ``translator``: a face of domain A <-> domain B, unpaired, the domains one cache split
+  by its labels (``facegan.train.translation``). Its two generators are one module in
+  the checkpoint's generator entry, its two discriminators and their pools of past
+  fakes one in its discriminator entry.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch
 
 from facegan import config as cfg
 from facegan.conditions import Conditions
-from facegan.train import generation, upscaling
+from facegan.train import generation, translation, upscaling
 from facegan.train.distributed import World
 from facegan.train.speed import SpeedPlan
 
@@ -79,4 +82,6 @@ class Kind:
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("generator", "z (and labels) -> face, against a discriminator", generation.set_up),
     Kind("upscaler", "a face at S px -> the same face at k*S px, from pairs one cache gives", upscaling.set_up),
+    Kind("translator", "a face of domain A <-> domain B, unpaired (one cache split by its labels)",
+         translation.set_up),
 )}

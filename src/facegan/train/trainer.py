@@ -23,7 +23,7 @@ import torch
 
 from facegan import checkpoint, configure, models, sample
 from facegan import config as cfg
-from facegan.conditions import Conditions, attribute_names
+from facegan.conditions import Conditions
 from facegan.data import load_images
 from facegan.devices import resolve_device
 from facegan.errors import FaceganError
@@ -145,7 +145,8 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
                                f"it with as many (torchrun --nproc-per-node {state.world_size}), not {world.size}: "
                                "each process's share of every batch would change")
     models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, device)
-    names = attribute_names(m.attributes)
+    family = models.family_of(m)
+    names = family.data_attributes(m)  # the labels it trains on: a conditional model's, a translator's domains
     if images is None:
         if not world.main:  # rank 0 prepares the cache, if it must, before the others read it
             distributed.meet(world)
@@ -155,10 +156,9 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     else:
         data_line = f"{len(images):,} given images"
     if names and (labels is None or labels.shape != (len(images), len(names))):
-        raise FaceganError(f"a model conditioned on {', '.join(names)} needs one label per image and attribute")
+        raise FaceganError(f"a model trained on the labels {', '.join(names)} needs one per image and attribute")
     if len(images) < t.batch_size:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
-    family = models.family_of(m)
     setup = KINDS[family.kind].set_up(config, device, images, labels, world)
     if plan.resume_from is None and t.start_from:
         observer.on_note(start_from(setup, t.start_from, family.kind))

@@ -1,0 +1,213 @@
+"""The translator kind's training: a face of domain A <-> domain B, without pairs.
+
+The domains come from one prepared cache's labels (``model.cycle.domains``: the faces
+without and with an attribute, or with one attribute and not another). Each step takes a
+batch of each domain, drawn apart (``DomainLoader``; an epoch is as many batches as the
+smaller domain gives), and trains as CycleGAN does:
+
+- both generators, on least-squares adversarial losses against the other domain's
+  discriminator, the cycle loss (A -> B -> A and B -> A -> B, L1, weight ``cycle``) and
+  the identity loss (a face already in the target domain should pass unchanged, L1,
+  weight ``identity`` x ``cycle``);
+- both discriminators, on real faces of their domain against fakes drawn half from a
+  pool of past fakes (``pool``), each loss halved;
+- both learning rates constant for the first ``decay_from`` of the run's steps, then
+  falling linearly to 0 at its last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facegan import config as cfg
+from facegan import images as imaging
+from facegan import editing, models
+from facegan.conditions import Conditions
+from facegan.data.loader import BatchLoader
+from facegan.errors import FaceganError
+from facegan.models import cycle
+from facegan.models.family import Family
+from facegan.train import distributed, networks, speed
+from facegan.train.distributed import ALONE, World
+from facegan.train.ema import MovingAverage
+from facegan.train.networks import TwoNetworks
+
+GRID_FACES = 4  # faces of each domain in the sample grid: input | translated | translated back
+
+
+class DomainLoader:
+    """A batch of each domain per step, from two loaders of their own orders."""
+
+    def __init__(self, a: BatchLoader, b: BatchLoader):
+        self.a, self.b = a, b
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return min(self.a.steps_per_epoch, self.b.steps_per_epoch)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for (a, _), (b, _) in zip(self.a.epoch(epoch, start), self.b.epoch(epoch, start)):
+            yield a, b
+
+
+@dataclass
+class TranslatorTraining(TwoNetworks):
+    config: cfg.Config
+    device: torch.device
+    fast: speed.SpeedPlan
+    family: Family
+    generator: cycle.Translator  # both directions
+    discriminator: cycle.Critics  # both discriminators and their pools
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    to_b: torch.nn.Module  # the networks as the step calls them
+    to_a: torch.nn.Module
+    judge_a: torch.nn.Module
+    judge_b: torch.nn.Module
+    loader: DomainLoader
+    average: MovingAverage | None
+    total_steps: int  # where the learning rates reach 0
+    grid_faces: tuple[np.ndarray, np.ndarray]  # uint8 faces of A and of B the grid shows every time
+    world: World = ALONE
+    conditions: Conditions | None = None  # translators take no labels
+    steps_taken: int = 0
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with distributed.own_randomness(self.world, self.config.train.seed, self.steps_taken, self.device):
+            return self._step(*batch)
+
+    def rate_factor(self, step: int) -> float:
+        """The learning rates' share of their start at ``step`` (1, then linearly to 0)."""
+        start = self.family_settings.decay_from * self.total_steps
+        if step <= start or self.total_steps <= start:
+            return 1.0
+        return max(0.0, (self.total_steps - step) / (self.total_steps - start))
+
+    @property
+    def family_settings(self) -> cycle.Settings:
+        return self.config.model.family_settings
+
+    def _step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.steps_taken += 1
+        own, t = self.family_settings, self.config.train
+        factor = self.rate_factor(self.steps_taken)
+        for optimizer, rate in ((self.g_optimizer, t.g_lr), (self.d_optimizer, t.d_lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * factor
+        with self.fast.autocast(self.device):
+            fake_b, fake_a = self.to_b(real_a), self.to_a(real_b)
+            back_a, back_b = self.to_a(fake_b), self.to_b(fake_a)
+            self.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
+            adversarial = (least_squares(self.judge_b(fake_b), 1.0) + least_squares(self.judge_a(fake_a), 1.0))
+            self.discriminator.requires_grad_(True)
+        cycled = F.l1_loss(back_a.float(), real_a) + F.l1_loss(back_b.float(), real_b)
+        loss = adversarial + own.cycle * cycled
+        figures = {"loss_g": adversarial.detach(), "cycle": cycled.detach() / 2}
+        if own.identity:
+            with self.fast.autocast(self.device):
+                same_b, same_a = self.to_b(real_b), self.to_a(real_a)
+            kept = F.l1_loss(same_b.float(), real_b) + F.l1_loss(same_a.float(), real_a)
+            loss = loss + own.identity * own.cycle * kept
+            figures["identity"] = kept.detach() / 2
+        self.g_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.g_optimizer.step()
+        figures.update(self._critics_step(fake_a.detach(), fake_b.detach(), real_a, real_b))
+        if self.average is not None:
+            self.average.update(self.generator, t.batch_size, self.steps_taken * t.batch_size)
+        return figures
+
+    def _critics_step(self, fake_a: torch.Tensor, fake_b: torch.Tensor, real_a: torch.Tensor,
+                      real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        draws = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([self.config.train.seed, self.steps_taken]).generate_state(1)[0]))
+        shown_a = self._from_pool(self.discriminator.pool_a, fake_a, draws)
+        shown_b = self._from_pool(self.discriminator.pool_b, fake_b, draws)
+        with self.fast.autocast(self.device):
+            real_scores = self.judge_a(real_a).float(), self.judge_b(real_b).float()
+            fake_scores = self.judge_a(shown_a).float(), self.judge_b(shown_b).float()
+        loss = sum(0.5 * (least_squares(r, 1.0) + least_squares(f, 0.0)) for r, f in zip(real_scores, fake_scores))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_optimizer.step()
+        return {"loss_d": loss.detach(), "d_real": torch.cat(real_scores, 1).mean().detach(),
+                "d_fake": torch.cat(fake_scores, 1).mean().detach()}
+
+    def _from_pool(self, pool: cycle.ImagePool, fakes: torch.Tensor, draws: torch.Generator) -> torch.Tensor:
+        """What the discriminator sees for this process's ``fakes``: the pool draws for the
+        whole batch, alike on every process, so every process keeps the same pool."""
+        if not self.world.several:
+            return pool.draw(fakes, draws)
+        whole = distributed.whole_batch(fakes, self.world)
+        share = len(fakes)
+        return pool.draw(whole, draws)[self.world.rank * share : (self.world.rank + 1) * share]
+
+    @property
+    def sampler(self) -> torch.nn.Module:
+        return self.average.module if self.average is not None else self.generator
+
+    def log_figures(self) -> dict[str, float]:
+        return {}
+
+    def grid(self, path: Path) -> Path:
+        """Rows of the same faces every time: a face of A | this translator's B | back to A,
+        then faces of B | A | back to B."""
+        return write_round_trips(self.sampler, *self.grid_faces, self.device, path)
+
+
+def least_squares(scores: torch.Tensor, target: float) -> torch.Tensor:
+    """LSGAN's loss (Mao et al. 2017): the mean squared distance of the scores from the target."""
+    return (scores.float() - target).pow(2).mean()
+
+
+def write_round_trips(translator: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray,
+                      device: torch.device, path: Path) -> Path:
+    rows = []
+    for faces, to_b in ((faces_a, True), (faces_b, False)):
+        there = editing.translate(translator, faces, to_b, device)
+        rows.append(np.stack([faces, there, editing.translate(translator, there, not to_b, device)], axis=1))
+    side = faces_a.shape[1]
+    imaging.save_png(imaging.grid(np.concatenate(rows).reshape(-1, side, side, 3), columns=3), path)
+    return path
+
+
+def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
+           labels: np.ndarray | None = None, world: World = ALONE) -> TranslatorTraining:
+    m, t = config.model, config.train
+    family = models.family_of(m)
+    if config.eval.eval_every:
+        raise FaceganError("evaluations during training (eval.eval_every) measure generators; a translator is "
+                           "measured on held-out photos by benchmarks/translate_quality.py")
+    if labels is None:
+        raise FaceganError(f"a translator between {' and '.join(cycle.domain_names(m.family_settings.domains))} "
+                           "needs the CelebA labels of its images")
+    distributed.check_batch(world, t.batch_size)
+    in_a, in_b = cycle.domain_of(labels, m.family_settings.domains)
+    names = cycle.domain_names(m.family_settings.domains)
+    for name, mask in zip(names, (in_a, in_b)):
+        if mask.sum() < t.batch_size:
+            raise FaceganError(f"domain {name!r} has {int(mask.sum())} images in the data, fewer than one batch of "
+                               f"{t.batch_size}")
+    fast = speed.resolve(config.speed, device, images.nbytes, model=m)
+    speed.apply_globals(fast)
+    torch.manual_seed(t.seed)
+    generator, critics = (network.to(device) for network in models.build(m))
+    optimizers = networks.optimisers(generator, critics, t, fast, world)
+    faces_a, faces_b = images[np.flatnonzero(in_a)], images[np.flatnonzero(in_b)]
+    loaders = [BatchLoader(faces, t.batch_size, t.seed + k, device, generator.output_range, config.data.mirror,
+                           channels_last=fast.channels_last, on_device=fast.data_on_device,
+                           shard=(world.rank, world.size)) for k, faces in enumerate((faces_a, faces_b))]
+    loader = DomainLoader(*loaders)
+    total = min(t.epochs * loader.steps_per_epoch, t.max_steps or t.epochs * loader.steps_per_epoch)
+    rng = np.random.default_rng(t.seed)
+    shown = tuple(faces[np.sort(rng.choice(len(faces), min(GRID_FACES, len(faces)), replace=False))]
+                  for faces in (faces_a, faces_b))
+    prepared = [speed.prepare_network(network, fast) for network in (generator.to_b, generator.to_a, critics.a, critics.b)]
+    return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, loader,
+                              MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world)
