@@ -84,7 +84,7 @@ def main() -> None:
             for reader in readers:
                 figures = translation.measure(photos, moved, back, domains, to_b, reader)
                 key = "" if reader is readers[0] else f"{reader.path.stem}:"
-                row.update({f"{key}{k}": v for k, v in figures.items()
+                row.update({f"{key}{k}": rounded(v) for k, v in figures.items()
                             if not key or k in ("target_before", "target_after", "other_moved")})
             if inception is not None:
                 real = kept_features(args, inception, cache, np.intersect1d(chosen, np.flatnonzero(target)),
@@ -102,6 +102,12 @@ def main() -> None:
         imaging.save_png(imaging.grid(faces.reshape(-1, *faces.shape[2:]), columns=3), args.grid)
         print(json.dumps({"grid": args.grid, "rows": f"{GRID_PHOTOS} photos per translator and direction, in the "
                                                       "order above", "columns": "photo | translated | back"}))
+
+
+def rounded(value):
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return round(value, 4)
 
 
 def kept_features(args: argparse.Namespace, inception, cache, index: np.ndarray, part: str) -> np.ndarray:

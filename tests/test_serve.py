@@ -56,14 +56,47 @@ def upscaler_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(conditional_file, upscaler_file):
+def translator_file(tmp_path_factory) -> Path:
+    """An untrained 32 px translator between Smiling's domains, its weights drawn wide."""
+    from facegan import configure
+
+    config = configure.override(configure.preset("cycle64"), {"resolution": 32, "g_width": 8, "d_width": 8,
+                                                               "blocks": 1, "d_layers": 2})
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("serve") / "translator.safetensors"
+    generator_file.save(widened(models.build(config.model)[0]).state_dict(), config, None, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(conditional_file, upscaler_file, translator_file):
     from starlette.testclient import TestClient
 
     from facegan.web.app import create_app
 
-    with TestClient(create_app(conditional_file, "test model", CPU, upscaler=upscaler_file),
-                    base_url="http://127.0.0.1:8000") as c:
+    with TestClient(create_app(conditional_file, "test model", CPU, upscaler=upscaler_file,
+                               translator=translator_file), base_url="http://127.0.0.1:8000") as c:
         yield c
+
+
+def test_an_edit_is_the_translator_applied_to_the_same_face(client, translator_file):
+    from facegan import editing
+
+    info = client.get("/api/model").json()
+    assert [e["edit"] for e in info["edits"]] == ["Smiling=1", "Smiling=0"]
+    faces = client.get("/api/faces", params={"seed": 4, "n": 3, "attr": "Male=1"}).json()["faces"]
+    translator, _, _ = sample.load_generator(translator_file, CPU, "translator")
+    for value, to_b in (("1", True), ("0", False)):
+        edited = client.get("/api/edit", params={"seed": 4, "n": 3, "i": 2, "attr": "Male=1",
+                                                 "edit": f"Smiling={value}"}).json()["face"]
+        expected = editing.translate(translator, pixels(faces[2])[None], to_b, CPU)[0]
+        assert np.array_equal(pixels(edited), expected)
+    larger = client.get("/api/edit", params={"seed": 4, "n": 3, "i": 0, "edit": "Smiling=1", "larger": 1}).json()
+    assert pixels(larger["face"]).shape == (64, 64, 3)
+    for query, message in (({"edit": "Eyeglasses=1"}, "edit must be one of Smiling=1, Smiling=0"),
+                           ({"edit": "Smiling=1", "n": 3, "i": 3}, "i must be between 0 and 2")):
+        answer = client.get("/api/edit", params=query)
+        assert answer.status_code == 400 and message in answer.json()["error"]
 
 
 def test_larger_faces_are_the_same_faces_upscaled(client, upscaler_file):
@@ -161,11 +194,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(conditional_file, upscaler_file):
+def server(conditional_file, upscaler_file, translator_file):
     """`facegan serve` as a real process on a free port, until the test ends."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "facegan", "serve", "--checkpoint", str(conditional_file),
-                                "--upscale", str(upscaler_file), "--port", str(port), "--threads", "1"],
+                                "--upscale", str(upscaler_file), "--translator", str(translator_file),
+                                "--port", str(port), "--threads", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 60
@@ -249,6 +283,13 @@ def test_the_page_in_a_real_browser(server, tmp_path):
             page.check("#larger")
         page.wait_for_function("() => { const imgs = [...document.querySelectorAll('img.face')];"
                                " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 64); }")
+        edited = sources(page)[3]  # an edit under a face: the translator's face in its place, then back
+        with page.expect_response(lambda r: "/api/edit" in r.url and "i=3" in r.url and "Smiling%3D1" in r.url
+                                  and r.ok):
+            page.select_option("select.edit >> nth=3", "Smiling=1")
+        page.wait_for_function("old => document.querySelectorAll('img.face')[3].src !== old", arg=edited)
+        page.select_option("select.edit >> nth=3", "")
+        page.wait_for_function("old => document.querySelectorAll('img.face')[3].src === old", arg=edited)
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
 

@@ -233,3 +233,23 @@ def test_edit_refuses_in_one_line(what, message, translator_run, tmp_path, capsy
     assert main(["edit", source, "--to", to, *model, "--out", out]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_translator_exports_to_safetensors_and_onnx_both_ways(translator_run, tmp_path, capsys):
+    from facegan import export
+    from facegan.cli import main
+
+    assert main(["export", "--run", str(translator_run), "--out", str(tmp_path / "t.onnx")]) == 0
+    said = capsys.readouterr().out
+    assert "faces (N, 3, 64, 64)" in said and "to_b and to_a" in said and "onnxruntime matches PyTorch" in said
+    translator, config, _ = sample.load_generator(RunDir(translator_run).latest_checkpoint(), CPU, "translator")
+    assert export.onnx_difference(tmp_path / "t.onnx", translator, config, None, n=3, seed=4) <= export.ONNX_TOLERANCE
+    assert main(["export", "--run", str(translator_run), "--out", str(tmp_path / "t.safetensors")]) == 0
+    assert "facegan edit --translator" in capsys.readouterr().out
+    photo = tmp_path / "face.png"
+    Image.fromarray(synthetic_faces(1, 64, seed=10)[0]).save(photo)
+    for source, out in ((translator_run, "from-run.png"), (tmp_path / "t.safetensors", "from-file.png")):
+        assert main(["edit", str(photo), "--to", "Smiling=1", "--translator", str(source), "--out",
+                     str(tmp_path / out)]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "from-run.png")),
+                          np.asarray(Image.open(tmp_path / "from-file.png")))

@@ -269,6 +269,9 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--upscale", metavar="UPSCALER",
                        help="the upscaler behind the page's larger faces: a shipped one, a run directory, a "
                             f"checkpoint or a generator file (default: the shipped {UPSCALER}, where it fits)")
+    serve.add_argument("--translator", metavar="TRANSLATOR",
+                       help="the translator whose edits the page offers under each face: a shipped one's name, a "
+                            "run directory, a checkpoint or a generator file (default: the shipped ones that fit)")
     serve.add_argument("--lesson", action="store_true",
                        help="serve the live lesson instead: the game on 2-D points, trained while you watch")
     serve.add_argument("--host", default="127.0.0.1",
@@ -669,22 +672,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     _use_threads(args)
     path = _generator_path(args)
     generator, config, conditions = sample.load_generator(path, torch.device("cpu"), kind=None)
-    upscaler = models.family_of(config.model).kind == "upscaler"
+    kind = models.family_of(config.model).kind
+    upscaler = kind == "upscaler"
     if form == "onnx":
         export.to_onnx(generator, config, conditions, out)
         side, scale = config.model.resolution, (config.model.family_settings.scale if upscaler else 1)
-        inputs = ("low_res (N, 3, h, w), any size up to 1024" if upscaler else f"z (N, {generator.z_dim})"
-                  + (f" and labels (N, {len(conditions.names)}: {','.join(conditions.names)})" if conditions else ""))
-        output = f"(N, 3, {scale}h, {scale}w)" if upscaler else f"(N, 3, {side}, {side})"
+        if kind == "translator":
+            inputs, output = f"faces (N, 3, {side}, {side})", f"to_b and to_a, each (N, 3, {side}, {side}),"
+        else:
+            inputs = ("low_res (N, 3, h, w), any size up to 1024" if upscaler else f"z (N, {generator.z_dim})"
+                      + (f" and labels (N, {len(conditions.names)}: {','.join(conditions.names)})"
+                         if conditions else ""))
+            output = "images " + (f"(N, 3, {scale}h, {scale}w)" if upscaler else f"(N, 3, {side}, {side})")
         print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) from {_shown(path)}: inputs {inputs}, output "
-              f"images {output} in [{generator.output_range[0]:g}, {generator.output_range[1]:g}]")
+              f"{output} in [{generator.output_range[0]:g}, {generator.output_range[1]:g}]")
         try:
             difference = export.onnx_difference(out, generator, config, conditions)
         except ImportError:
             print("facegan: note: onnxruntime is not installed, so the file was not run against PyTorch")
             return 0
         verdict = "matches" if difference <= export.ONNX_TOLERANCE else "DOES NOT match"
-        print(f"onnxruntime {verdict} PyTorch on {export.CHECK_SAMPLES} {'images' if upscaler else 'latents'}: "
+        print(f"onnxruntime {verdict} PyTorch on {export.CHECK_SAMPLES} {'latents' if kind == 'generator' else 'images'}: "
               f"largest difference {difference:.2e} (tolerance {export.ONNX_TOLERANCE:g})")
         return 0 if difference <= export.ONNX_TOLERANCE else 1
     card = None
@@ -696,10 +704,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         error = export.half_precision_error(generator, config, conditions)
         print(f"fp16 weights move the images by at most {error['max_levels']} of 255 levels (mean "
               f"{error['mean_levels']:.3f}; {error['changed_share']:.1%} of pixels change), over {error['faces']} "
-              f"{'images' if upscaler else 'faces'}")
+              f"{'faces' if kind == 'generator' else 'images'}")
     generator_file.save(generator.state_dict(), config, conditions, out, half=args.half, card=card)
+    use = {"generator": "generate --checkpoint", "upscaler": "upscale --checkpoint", "translator": "edit --translator"}
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {'fp16' if args.half else 'fp32'}) from {_shown(path)}; "
-          f"use it like a checkpoint: facegan {'upscale' if upscaler else 'generate'} --checkpoint {out}")
+          f"use it like a checkpoint: facegan {use[kind]} {out}")
     return 0
 
 
@@ -710,9 +719,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise FaceganError(f"--port must be between 1 and 65535, not {args.port}")
     _use_threads(args)
-    if args.lesson and (args.run or args.checkpoint or args.model or args.upscale):
+    if args.lesson and (args.run or args.checkpoint or args.model or args.upscale or args.translator):
         raise FaceganError("--lesson serves the 2-D lesson, which uses no generator: leave out --run, --checkpoint, "
-                           "--model and --upscale")
+                           "--model, --upscale and --translator")
     sock = listen(args.host, args.port)
     if args.lesson:
         from facegan.web.lesson import create_lesson_app
@@ -723,8 +732,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         path = _generator_path(args)
         upscaler = find_named(args.upscale, "upscaler") if args.upscale else None
-        app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port, upscaler), \
-            f"faces of {_shown(path)}"
+        translator = find_named(args.translator, "translator") if args.translator else None
+        app, what = create_app(path, _shown(path), resolve_device(args.device), args.host, args.port, upscaler,
+                               translator), f"faces of {_shown(path)}"
     if args.host not in LOOPBACK:
         print(f"facegan: note: listening on {args.host}: other machines can reach this page", file=sys.stderr)
     print(f"serving {what} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)

@@ -7,6 +7,8 @@ browsers, phones). A generator's ONNX graph takes ``z`` (N, z_dim) float32, and
 ``labels`` (N, attributes) 0/1 float32 for a conditional model; an upscaler's takes
 ``low_res`` (N, 3, h, w) float32 of any size up to 1024; both for any N, and return
 ``images`` (N, 3, H, W) in the network's output range, recorded in the file's metadata.
+A translator's takes ``faces`` (N, 3, S, S) in that range and returns both directions,
+``to_b`` (A -> B) and ``to_a`` (B -> A), each (N, 3, S, S).
 """
 
 from __future__ import annotations
@@ -36,17 +38,39 @@ def check_inputs(generator: torch.nn.Module, config: cfg.Config, conditions: Con
     """What the network takes, ``n`` of each, by the names its ONNX graph gives them, the
     same for a seed: a generator's latents ``z`` (and ``labels``); an upscaler's ``low_res``
     images at its input size (smooth random colours: any picture is an input)."""
-    if models.family_of(config.model).kind == "upscaler":
-        side = config.model.resolution // config.model.family_settings.scale
+    kind = models.family_of(config.model).kind
+    if kind in ("upscaler", "translator"):
+        side = config.model.resolution // (config.model.family_settings.scale if kind == "upscaler" else 1)
         coarse = torch.rand(n, 3, max(side // 4, 1), max(side // 4, 1), generator=torch.Generator().manual_seed(seed))
-        return {"low_res": F.interpolate(coarse * 2 - 1, size=(side, side), mode="bilinear", align_corners=False)}
+        pictures = F.interpolate(coarse * 2 - 1, size=(side, side), mode="bilinear", align_corners=False)
+        return {"low_res" if kind == "upscaler" else "faces": pictures}
     feeds = {"z": sample.latents(n, generator.z_dim, seed)}
     if conditions is not None:
         feeds["labels"] = torch.as_tensor(conditions.sample(n, seed), dtype=torch.float32)
     return feeds
 
 
+class BothWays(torch.nn.Module):
+    """A translator as its ONNX graph runs it: faces -> (A -> B, B -> A)."""
+
+    def __init__(self, translator: torch.nn.Module):
+        super().__init__()
+        self.translator = translator
+        self.output_range = translator.output_range
+
+    def forward(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.translator.to_b(faces), self.translator.to_a(faces)
+
+
+def exported(network: torch.nn.Module, config: cfg.Config) -> tuple[torch.nn.Module, list[str]]:
+    """The module an ONNX file holds for ``network`` and the names of its outputs."""
+    if models.family_of(config.model).kind == "translator":
+        return BothWays(network), ["to_b", "to_a"]
+    return network, ["images"]
+
+
 def _images(generator: torch.nn.Module, feeds: dict[str, torch.Tensor]) -> np.ndarray:
+    """uint8 images of the network for ``feeds`` (a translator: its A -> B direction)."""
     device = next(generator.parameters()).device
     with models.evaluating(generator), torch.no_grad():
         return imaging.to_uint8(generator(*(v.to(device) for v in feeds.values())), generator.output_range)
@@ -81,7 +105,7 @@ def to_onnx(generator: torch.nn.Module, config: cfg.Config, conditions: Conditio
                            "onnxruntime (from a checkout of facegan: pip install -e '.[export]')") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    generator = generator.to("cpu").eval()
+    generator, outputs = exported(generator.to("cpu").eval(), config)
     batch = torch.export.Dim("n", min=1, max=4096)
     feeds = check_inputs(generator, config, conditions, 2)
     names, args = list(feeds), tuple(feeds.values())
@@ -96,7 +120,7 @@ def to_onnx(generator: torch.nn.Module, config: cfg.Config, conditions: Conditio
         warnings.simplefilter("ignore")  # the exporter's deprecation notes about its own internals
         chatter.setLevel(logging.ERROR)
         try:
-            program = torch.onnx.export(generator, args, input_names=names, output_names=["images"],
+            program = torch.onnx.export(generator, args, input_names=names, output_names=outputs,
                                         dynamic_shapes=shapes, dynamo=True, verbose=False)
         finally:
             chatter.setLevel(level)
@@ -121,8 +145,10 @@ def onnx_difference(path: str | Path, generator: torch.nn.Module, config: cfg.Co
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = check_inputs(generator, config, conditions, n, seed)
-    (images,) = session.run(["images"], {k: v.numpy() for k, v in feeds.items()})
+    network, outputs = exported(generator, config)
+    made = session.run(outputs, {k: v.numpy() for k, v in feeds.items()})
     device = next(generator.parameters()).device
-    with torch.no_grad():
-        expected = generator(*(v.to(device) for v in feeds.values())).cpu().numpy()
-    return float(np.abs(images - expected).max())
+    with models.evaluating(network):
+        expected = network(*(v.to(device) for v in feeds.values()))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return max(float(np.abs(a - b.cpu().numpy()).max()) for a, b in zip(made, expected))

@@ -8,7 +8,9 @@ makes A the faces with the first and not the second, B the reverse.
 Generators (the authors' ResNet generator): a 7x7 convolution to ``g_width`` features,
 two stride-2 convolutions (x2 features each), ``blocks`` residual blocks, two transposed
 convolutions back, a 7x7 convolution to RGB and tanh; instance norm and ReLU after every
-convolution but the last; reflection padding. Discriminators (their 70x70 PatchGAN,
+convolution but the last; reflection padding. A convolution followed by instance norm has
+no bias (the authors' has one, which the norm subtracts again: its gradient is rounding
+noise, which Adam turns into steps of the full learning rate). Discriminators (their 70x70 PatchGAN,
 ``d_layers`` deep): 4x4 convolutions, stride 2, LeakyReLU 0.2, instance norm after all
 but the first, then a stride-1 convolution and a one-channel one: one logit per patch.
 
@@ -79,8 +81,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width))
+            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=False), nn.InstanceNorm2d(width), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3, bias=False), nn.InstanceNorm2d(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -91,15 +93,15 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, width: int, blocks: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, width, 7), nn.InstanceNorm2d(width),
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, width, 7, bias=False), nn.InstanceNorm2d(width),
                                    nn.ReLU(True)]
         for i in range(2):
             w = width * 2**i
-            layers += [nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * w), nn.ReLU(True)]
+            layers += [nn.Conv2d(w, 2 * w, 3, stride=2, padding=1, bias=False), nn.InstanceNorm2d(2 * w), nn.ReLU(True)]
         layers += [ResidualBlock(4 * width) for _ in range(blocks)]
         for i in range(2):
             w = width * 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1),
+            layers += [nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
                        nn.InstanceNorm2d(w // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 3, 7), nn.Tanh()]
         self.body = nn.Sequential(*layers)
@@ -133,7 +135,7 @@ class PatchDiscriminator(nn.Module):
         channels = width
         for i in range(1, layers + 1):
             out = width * min(2**i, 8)
-            body += [nn.Conv2d(channels, out, 4, stride=2 if i < layers else 1, padding=1), nn.InstanceNorm2d(out),
+            body += [nn.Conv2d(channels, out, 4, stride=2 if i < layers else 1, padding=1, bias=False), nn.InstanceNorm2d(out),
                      nn.LeakyReLU(0.2, True)]
             channels = out
         body += [nn.Conv2d(channels, 1, 4, padding=1)]
@@ -198,7 +200,8 @@ def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.
         for layer in network.modules():
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(layer.weight, 0.0, 0.02)
-                nn.init.zeros_(layer.bias)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
     return generator, critics
 
 

@@ -9,6 +9,9 @@ request, seed range, known attributes).
     GET /api/faces         ?seed=S&n=N[&attr=Male=1,Smiling=0]: N faces as PNG data URLs
     GET /api/between       ?a=SEED_A&b=SEED_B&t=0..1[&attr=...]: the face a fraction t of
                            the way from face 0 of seed A to face 0 of seed B
+    GET /api/edit          ?seed=S&n=N&i=I&edit=Smiling=1[&attr=...]: face I of those
+                           /api/faces gives for S and N, edited by a translator (one of
+                           those /api/model lists under "edits")
 
 Nothing piles up (``Scheduler``): one worker thread makes faces, a few at a time, always
 for the waiting request with the fewest faces left, so a small request waits for one
@@ -43,7 +46,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from facegan import images as imaging
-from facegan import pretrained, sample
+from facegan import editing, pretrained, sample
 from facegan.conditions import requests
 from facegan.errors import FaceganError
 
@@ -184,12 +187,14 @@ class Scheduler:
 
 
 class FaceMaker:
-    """One generator and what it was trained on, and the upscaler that makes its faces
-    larger, if one fits."""
+    """One generator and what it was trained on, the upscaler that makes its faces
+    larger, if one fits, and the edits translators of its size make."""
 
-    def __init__(self, path: Path, shown: str, device: torch.device, upscaler: Path | None = None):
+    def __init__(self, path: Path, shown: str, device: torch.device, upscaler: Path | None = None,
+                 translator: Path | None = None):
         self.generator, self.config, self.conditions = sample.load_generator(path, device)
         self.shown, self.device = shown, device
+        self.edits = self._edits(translator)
         self.larger, self.upscaler_shown, self.larger_side = None, None, None
         given = upscaler is not None
         if not given and pretrained.UPSCALER in pretrained.names():  # the shipped one, where it fits
@@ -205,12 +210,44 @@ class FaceMaker:
             self.upscaler_shown = pretrained.UPSCALER if not given else str(upscaler)
             self.larger_side = config.model.resolution
 
+    def _edits(self, given: Path | None) -> dict[str, editing.Edit]:
+        """Every edit a translator makes of this generator's faces, by its name (Smiling=1):
+        the ``given`` translator's, else the shipped ones of the generator's size."""
+        from facegan.models import cycle
+
+        sources = [given] if given is not None else [pretrained.path(n) for n in editing.shipped_translators()]
+        found: dict[str, editing.Edit] = {}
+        for source in sources:
+            translator, config, _ = sample.load_generator(source, self.device, "translator")
+            side = config.model.resolution
+            if side != self.config.model.resolution:
+                if given is not None:
+                    raise FaceganError(f"{source} edits {side} px faces and the generator makes "
+                                       f"{self.config.model.resolution} px ones")
+                continue
+            domains = config.model.family_settings.domains
+            names = cycle.domain_attributes(domains)
+            wanted = [(names[0], 1), (names[0], 0)] if len(names) == 1 else [(names[1], 1), (names[0], 1)]
+            for attribute, value in wanted:
+                edit = editing.Edit(attribute, value, translator, editing.direction(domains, attribute, value),
+                                    Path(source), side)
+                found.setdefault(str(edit), edit)
+        return found
+
     def describe(self) -> dict[str, Any]:
         c = self.conditions
         return {"model": self.shown, "resolution": self.config.model.resolution, "family": self.config.model.family,
                 "attributes": [{"name": n, "share": round(c.share(n), 3)} for n in c.names] if c else [],
                 "max_faces": MAX_FACES, "max_seed": MAX_SEED,
-                "upscaler": {"name": self.upscaler_shown, "resolution": self.larger_side} if self.larger else None}
+                "upscaler": {"name": self.upscaler_shown, "resolution": self.larger_side} if self.larger else None,
+                "edits": [{"edit": name, "by": e.source.stem} for name, e in self.edits.items()]}
+
+    def edit(self, request: Request) -> editing.Edit:
+        text = request.query_params.get("edit", "")
+        if text not in self.edits:
+            offered = ", ".join(self.edits) or "none (no translator fits this model)"
+            raise BadRequest(f"edit must be one of {offered}, not {text[:40]!r}")
+        return self.edits[text]
 
     def finish(self, request: Request) -> Callable[[np.ndarray], np.ndarray]:
         """What the faces go through before they are sent: the upscaler when ``larger=1``."""
@@ -244,6 +281,20 @@ class FaceMaker:
             part = None if labels is None else labels[start : start + count]
             made = sample.generate(self.generator, count, seed, self.device, labels=part, z=z[start : start + count])
             return [data_url(image) for image in finish(made)]
+
+        return make
+
+    def edited(self, seed: int, n: int, i: int, wanted: dict[str, int], edit: editing.Edit,
+               finish: Callable[[np.ndarray], np.ndarray]) -> Callable[[int, int], list[str]]:
+        """Face ``i`` of the ``n`` of ``seed``, made in the chunk ``faces`` makes it in (so
+        its pixels are those shown), edited, through ``finish``."""
+        first = i - i % CHUNK
+        z = sample.latents(n, self.generator.z_dim, seed)[first : first + CHUNK]
+        labels = self.conditions.sample(n, seed, wanted)[first : first + CHUNK] if self.conditions else None
+
+        def make(start: int, count: int) -> list[str]:
+            chunk = sample.generate(self.generator, len(z), seed, self.device, labels=labels, z=z)
+            return [data_url(finish(editing.apply([edit], chunk[i - first : i - first + 1], self.device))[0])]
 
         return make
 
@@ -330,11 +381,12 @@ def page_endpoint(page: str, hosts: set[str] | None) -> Callable[[Request], Any]
 
 
 def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.0.1", port: int = 8000,
-               upscaler: Path | None = None) -> "NoSniff":
+               upscaler: Path | None = None, translator: Path | None = None) -> "NoSniff":
     """The ASGI application serving the generator in ``path`` (``shown``: its name on the
     page), for a server listening on ``host``:``port``; its faces made larger on request
-    by ``upscaler`` (None: the shipped one, if it fits the generator)."""
-    maker = FaceMaker(path, shown, device, upscaler)
+    by ``upscaler`` (None: the shipped one, if it fits the generator) and edited by
+    ``translator`` (None: the shipped ones that fit)."""
+    maker = FaceMaker(path, shown, device, upscaler, translator)
     page = PAGE.read_text()
     hosts = allowed_hosts(host, port)
     state: dict[str, Scheduler] = {}
@@ -381,6 +433,13 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
         wanted, finish = maker.wanted(request), maker.finish(request)
         return {"face": (await made(request, 1, maker.between(a, b, t, wanted, finish)))[0]}
 
+    async def edit(request: Request) -> dict[str, Any]:
+        seed = query_integer(request, "seed", 0, 0, MAX_SEED)
+        n = query_integer(request, "n", 8, 1, MAX_FACES)
+        i = query_integer(request, "i", 0, 0, n - 1)
+        wanted, chosen, finish = maker.wanted(request), maker.edit(request), maker.finish(request)
+        return {"face": (await made(request, 1, maker.edited(seed, n, i, wanted, chosen, finish)))[0]}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         state["scheduler"] = Scheduler(asyncio.get_running_loop())
@@ -390,7 +449,8 @@ def create_app(path: Path, shown: str, device: torch.device, host: str = "127.0.
             state["scheduler"].stop()
 
     app = Starlette(routes=[Route("/", index), Route("/api/model", endpoint(model)),
-                            Route("/api/faces", endpoint(faces)), Route("/api/between", endpoint(between))],
+                            Route("/api/faces", endpoint(faces)), Route("/api/between", endpoint(between)),
+                            Route("/api/edit", endpoint(edit))],
                     lifespan=lifespan)
     app.state.scheduler = state  # the scheduler, once the server has started
     return NoSniff(app)
