@@ -9,7 +9,8 @@ each translator and each direction, the first ``--n`` photos of the source domai
 translated (and translated back), and one JSON line gives ``facegan.metrics.translation``'s
 figures as read by the classifier (and by each ``--reader``): the share read as the
 target before and after, how far every other attribute's share moved (points), the
-mean pixel change (whole face, outside its centre), the cycle error, and with
+mean pixel change (whole face, outside its centre), the cycle error (and after faint
+noise on the translation: hidden information), and with
 ``--kid-n N``, KID of N translated faces against N real photos of the target domain
 (``kid``) beside the KID of the untranslated photos against them (``kid_before``).
 ``--grid``: the first 6 photos of each translator's directions: photo | translated | back.
@@ -79,10 +80,11 @@ def main() -> None:
             photos = cache.images[np.intersect1d(chosen, np.flatnonzero(source))[: args.n]]
             moved = editing.translate(translator, photos, to_b, device)
             back = editing.translate(translator, moved, not to_b, device)
+            back_from_noisy = editing.translate(translator, translation.noisy(moved), not to_b, device)
             row: dict[str, object] = {"checkpoint": str(path), "domains": domains,
                                       "direction": f"{words[not to_b]} -> {words[to_b]}", "n": len(photos)}
             for reader in readers:
-                figures = translation.measure(photos, moved, back, domains, to_b, reader)
+                figures = translation.measure(photos, moved, back, domains, to_b, reader, back_from_noisy)
                 key = "" if reader is readers[0] else f"{reader.path.stem}:"
                 row.update({f"{key}{k}": rounded(v) for k, v in figures.items()
                             if not key or k in ("target_before", "target_after", "other_moved")})

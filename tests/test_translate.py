@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,35 @@ def test_a_translator_exports_to_safetensors_and_onnx_both_ways(translator_run, 
                      str(tmp_path / out)]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "from-run.png")),
                           np.asarray(Image.open(tmp_path / "from-file.png")))
+
+
+class RednessReader:
+    """A reader of two attributes with a rule one can check by hand: "Smiling" is a red
+    face, "Male" a dark one (what metrics.translation asks of a classifier)."""
+
+    names = ["Male", "Smiling"]
+    path = Path("redness-reader")
+
+    def read(self, images):
+        x = images.astype(float)
+        return np.stack([x.mean(axis=(1, 2, 3)) < 60, (x[..., 0] - x[..., 2]).mean(axis=(1, 2)) > 100], 1).astype(
+            np.float32)
+
+
+def test_what_a_translation_changed_is_measured():
+    from facegan.metrics import translation
+
+    photos = synthetic_faces(6, 32, seed=11)  # red minus blue: -57 to 89 levels
+    red = photos.copy()
+    red[..., 0], red[..., 2] = 255, 0  # 255
+    figures = translation.measure(photos, red, photos, "Smiling", True, RednessReader(), translation.noisy(photos))
+    assert figures["target_before"] == 0 and figures["target_after"] == 1 and figures["other_moved"] == {"Male": 0}
+    assert figures["cycle_error"] == 0 and 0.5 < figures["cycle_error_noisy"] < 3
+    change = np.abs(red.astype(float) - photos).mean(axis=3)
+    assert figures["pixel_change"] == pytest.approx(change.mean(), rel=1e-5)
+    assert figures["outside_centre"] == pytest.approx(change[:, translation.border(32)].mean(), rel=1e-5)
+    assert translation.border(32).sum() == 32 * 32 - 16 * 16
+    back = translation.measure(red, photos, red, "Smiling", False, RednessReader())  # B -> A: Smiling read as 0
+    assert back["target_before"] == 0 and back["target_after"] == 1 and "cycle_error_noisy" not in back
+    pair = translation.Target.of("Blond_Hair:Black_Hair", True)
+    assert (pair.present, pair.absent) == (("Black_Hair",), ("Blond_Hair",))

@@ -12,7 +12,10 @@ back), read by an attribute classifier (``facegan.metrics.attributes``):
   over its border (``outside_centre``: outside the central square of half the side,
   where hair and background are and a mouth is not);
 - ``cycle_error``: the mean absolute difference, in levels, between a photo and its
-  translation translated back.
+  translation translated back; ``cycle_error_noisy``, the same when the translation is
+  translated back after faint noise (``NOISE_LEVELS``, unseen by eye) was added to it:
+  a translator that hides the photo in a signal too faint to see (Chu et al. 2017)
+  loses it to the noise, one that keeps it in what it draws does not.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ import numpy as np
 
 from facegan.metrics.attributes import AttributeClassifier
 from facegan.models import cycle
+
+
+NOISE_LEVELS = 3.0  # the standard deviation, in levels of 255, of the noise ``cycle_error_noisy`` adds
+
+
+def noisy(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """uint8 images with Gaussian noise of ``NOISE_LEVELS`` added (the same for a seed)."""
+    noise = np.random.default_rng(seed).normal(0.0, NOISE_LEVELS, images.shape)
+    return (images.astype(np.float64) + noise).round().clip(0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,10 @@ def border(side: int) -> np.ndarray:
 
 
 def measure(photos: np.ndarray, translated: np.ndarray, back: np.ndarray, domains: str, to_b: bool,
-            classifier: AttributeClassifier) -> dict[str, object]:
+            classifier: AttributeClassifier, back_from_noisy: np.ndarray | None = None) -> dict[str, object]:
     """The figures above for uint8 (N, S, S, 3) ``photos`` of the source domain, their
-    ``translated`` faces and those translated ``back``."""
+    ``translated`` faces, those translated ``back`` and, if given, the ``noisy``
+    translations translated back."""
     names = classifier.names
     missing = [n for n in cycle.domain_attributes(domains) if n not in names]
     if missing:
@@ -69,7 +82,7 @@ def measure(photos: np.ndarray, translated: np.ndarray, back: np.ndarray, domain
     before, after = classifier.read(photos), classifier.read(translated)
     change = np.abs(translated.astype(np.float32) - photos.astype(np.float32)).mean(axis=3)  # (N, S, S)
     others = [n for n in names if n not in cycle.domain_attributes(domains)]
-    return {
+    figures: dict[str, object] = {
         "target_before": target.share(before, names),
         "target_after": target.share(after, names),
         "other_moved": {n: float(after[:, names.index(n)].mean() - before[:, names.index(n)].mean()) * 100
@@ -78,3 +91,6 @@ def measure(photos: np.ndarray, translated: np.ndarray, back: np.ndarray, domain
         "outside_centre": float(change[:, border(photos.shape[1])].mean()),
         "cycle_error": float(np.abs(back.astype(np.float32) - photos.astype(np.float32)).mean()),
     }
+    if back_from_noisy is not None:
+        figures["cycle_error_noisy"] = float(np.abs(back_from_noisy.astype(np.float32) - photos.astype(np.float32)).mean())
+    return figures
