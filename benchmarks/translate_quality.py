@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from facegan import editing, sample  # noqa: E402
+from facegan import checkpoint, editing, generator_file, sample  # noqa: E402
 from facegan import images as imaging  # noqa: E402
 from facegan.data.cache import open_cache  # noqa: E402
 from facegan.metrics import distances, translation  # noqa: E402
@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--kid-n", type=int, default=0, help="faces for KID (default 0: none)")
     parser.add_argument("--reuse", default="", help="a folder keeping the real photos' Inception features")
     parser.add_argument("--grid", default="", help="write the comparison grid here (.png)")
+    parser.add_argument("--card", default="", help="with one checkpoint: write its model card's figures here (.json), "
+                                                   "for facegan export --card")
+    parser.add_argument("--hardware", default="", help="with --card: what it trained on, in words")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,6 +72,11 @@ def main() -> None:
     print(json.dumps({"machine": describe(), "data": str(args.data), "split": args.split, "photos": len(chosen)}),
           flush=True)
     blocks: list[np.ndarray] = []
+    if args.card and len(args.checkpoint) != 1:
+        sys.exit("--card describes one translator: give one --checkpoint")
+    card: dict[str, object] = {"data": f"{args.split} split of {Path(args.data).name}", "n": args.n,
+                               "kid_n": args.kid_n, "classifier": Path(args.classifier).name,
+                               "hardware": args.hardware, "directions": {}}
     for name in args.checkpoint:
         path = sample.find_named(name, "translator")
         translator, config, _ = sample.load_generator(path, device, "translator")
@@ -98,7 +106,19 @@ def main() -> None:
                 row["kid_before"] = distances.kid(before, real, subset_size=len(before))[0]
             row["seconds"] = round(time.perf_counter() - started, 1)
             print(json.dumps(row), flush=True)
+            card["directions"][row["direction"]] = {
+                **{k: row[k] for k in ("n", "target_before", "target_after", "pixel_change", "outside_centre",
+                                       "cycle_error", "cycle_error_noisy", "kid", "kid_before") if k in row},
+                "max_other_moved": round(max(abs(v) for v in row["other_moved"].values()), 2),
+                "other_moved": row["other_moved"]}
             blocks.append(np.stack([photos[:GRID_PHOTOS], moved[:GRID_PHOTOS], back[:GRID_PHOTOS]], axis=1))
+    if args.card:
+        if not generator_file.is_generator_file(path):
+            state = checkpoint.TrainingState.load(path)
+            card.update(steps=state.step, training_hours=round(state.elapsed / 3600, 2),
+                        images_seen=state.step * state.config["train"]["batch_size"])
+        Path(args.card).write_text(json.dumps(card, indent=1) + "\n")
+        print(json.dumps({"card": args.card}))
     if args.grid:
         faces = np.concatenate(blocks)
         imaging.save_png(imaging.grid(faces.reshape(-1, *faces.shape[2:]), columns=3), args.grid)

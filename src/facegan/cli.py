@@ -634,6 +634,19 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"  facegan upscale photo.jpg --model {name} --out photo-{scale}x.png; "
                   f"facegan generate --upscale {name} -n 16 --out faces.png")
             continue
+        if pretrained.kind(name) == "translator":
+            domains = model["cycle"]["domains"]
+            print(f"{name} (a translator): {model['family']}, {model['resolution']} px, "
+                  f"{domains.replace(':', ' <-> ') if ':' in domains else f'without <-> with {domains}'}, "
+                  f"{found['precision']} weights")
+            for direction, row in (card.get("directions") or {}).items():
+                print(f"  {direction}, test photos: the target read in {row['target_after']:.0%} (before: "
+                      f"{row['target_before']:.0%}), other attributes moved {row['max_other_moved']:.1f} points at "
+                      f"most, {row['pixel_change']:.1f} levels changed; N = {card['n']:,}")
+            edits = [f"{a}=1" for a in domains.split(":")] if ":" in domains else [f"{domains}=1", f"{domains}=0"]
+            print(f"  facegan edit photo.jpg --to {edits[0]} --out edited.png; "
+                  f"facegan generate --edit {edits[-1]} -n 8 --out edited.png")
+            continue
         kind = f"conditional on {model['attributes']}" if found["conditions"] else "unconditional"
         print(f"{name}{' (default)' if name == pretrained.DEFAULT else ''}: {model['family']}, "
               f"{model['resolution']} px, {kind}, {found['precision']} weights")

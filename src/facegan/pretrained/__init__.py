@@ -1,4 +1,4 @@
-"""Models shipped with facegan: faces (and larger faces) without training first.
+"""Models shipped with facegan: faces (larger faces, edited faces) without training first.
 
 Each is a generator file (``facegan.generator_file``) in this folder, named
 ``<model>.safetensors``, carrying its model card's figures in its metadata; the card
@@ -23,7 +23,7 @@ def names() -> list[str]:
 
 
 def kind(name: str) -> str:
-    """The kind of model the shipped ``name`` is (facegan.train.kinds): generator or upscaler."""
+    """The kind of model the shipped ``name`` is (facegan.train.kinds): generator, upscaler or translator."""
     from facegan import models  # a registry lookup
 
     return models.FAMILIES[generator_file.metadata(path(name))["config"]["model"]["family"]].kind
