@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facegan import configure, editing, sample
+from facegan import configure, editing, models, sample
 from facegan.data.synthetic import synthetic_faces
 from facegan.errors import FaceganError
 from facegan.models import cycle
@@ -286,3 +286,21 @@ def test_what_a_translation_changed_is_measured():
     assert back["target_before"] == 0 and back["target_after"] == 1 and "cycle_error_noisy" not in back
     pair = translation.Target.of("Blond_Hair:Black_Hair", True)
     assert (pair.present, pair.absent) == (("Black_Hair",), ("Blond_Hair",))
+
+
+def test_balancing_gives_both_domains_the_same_mix_of_other_attributes():
+    rng = np.random.default_rng(0)
+    smiling = rng.random(400) < 0.5
+    male = np.where(smiling, rng.random(400) < 0.2, rng.random(400) < 0.7)  # fewer men among the smiling
+    labels = np.stack([smiling, male], 1).astype(np.float32)
+    in_a, in_b = cycle.domain_of(labels[:, :1], "Smiling")
+    a, b = cycle.balanced(labels[:, 1:], in_a, in_b, seed=3)
+    assert len(a) == len(b) and labels[a, 1].mean() == labels[b, 1].mean()  # the same share of men in both
+    assert not labels[a, 0].any() and labels[b, 0].all() and len(set(a)) == len(a)
+    assert np.array_equal(cycle.balanced(labels[:, 1:], in_a, in_b, seed=3)[0], a)  # the same for a seed
+    whole = cycle.balanced(labels[:, :0], in_a, in_b, seed=3)
+    assert len(whole[0]) == in_a.sum() and len(whole[1]) == in_b.sum()
+    with pytest.raises(FaceganError, match="cannot hold a domain's attribute"):
+        configure.override(configure.preset("cycle64"), {"domains": "Smiling", "balance": "Male,Smiling"})
+    config = configure.override(configure.preset("cycle64"), {"domains": "Blond_Hair:Black_Hair", "balance": "Male"})
+    assert models.family_of(config.model).data_attributes(config.model) == ("Blond_Hair", "Black_Hair", "Male")

@@ -3,7 +3,10 @@ without pairs (CycleGAN, Zhu et al. 2017), sized for two CPU cores.
 
 The domains are CelebA attributes of one prepared cache (``model.cycle.domains``):
 ``"Smiling"`` makes A the faces without it and B those with it; ``"Blond_Hair:Black_Hair"``
-makes A the faces with the first and not the second, B the reverse.
+makes A the faces with the first and not the second, B the reverse. ``model.cycle.balance``
+names attributes both domains are made to share (``balanced``): CelebA's black-haired
+faces are 55% men and its blond ones 7%, and a translator trained on them all learns
+that blackening hair makes a man.
 
 Generators (the authors' ResNet generator): a 7x7 convolution to ``g_width`` features,
 two stride-2 convolutions (x2 features each), ``blocks`` residual blocks, two transposed
@@ -42,6 +45,10 @@ class Settings:
 
     domains: str = setting("Smiling", "the two domains: ATTR (A = without it, B = with it) or ATTR1:ATTR2 "
                                       "(A = the first and not the second, B = the reverse), CelebA names")
+    balance: str = setting("", "CelebA attributes, comma-separated, that both domains are made to share: of each "
+                               "combination of them, both keep as many images as the smaller has, so that a "
+                               "difference between the domains in these (more men among the black-haired) is not "
+                               "learnt as part of the edit; empty: every image (the authors' recipe)")
     blocks: int = setting(6, "residual blocks of each translating generator", (1, 64))
     d_layers: int = setting(3, "stride-2 layers of each PatchGAN discriminator (3: the authors' 70x70 patches)",
                             (1, 6))
@@ -69,6 +76,28 @@ def domain_of(labels: np.ndarray, domains: str) -> tuple[np.ndarray, np.ndarray]
     if len(domain_attributes(domains)) == 1:
         return labels[:, 0] == 0, labels[:, 0] == 1
     return (labels[:, 0] == 1) & (labels[:, 1] == 0), (labels[:, 0] == 0) & (labels[:, 1] == 1)
+
+
+def balanced(labels: np.ndarray, in_a: np.ndarray, in_b: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the images of A and of B to train on, such that every combination of
+    the 0/1 ``labels`` columns (N, K) has as many in A as in B: the smaller domain's
+    count of it, drawn at random (by ``seed``) from the larger. K = 0: all of them."""
+    a, b = np.flatnonzero(in_a), np.flatnonzero(in_b)
+    if labels.shape[1] == 0:
+        return a, b
+    rng = np.random.default_rng([seed, 7])
+    codes = labels.astype(np.int64) @ (1 << np.arange(labels.shape[1], dtype=np.int64))
+    kept_a, kept_b = [], []
+    for code in np.intersect1d(codes[a], codes[b]):
+        of_a, of_b = a[codes[a] == code], b[codes[b] == code]
+        n = min(len(of_a), len(of_b))
+        kept_a.append(np.sort(rng.choice(of_a, n, replace=False)))
+        kept_b.append(np.sort(rng.choice(of_b, n, replace=False)))
+    return (np.sort(np.concatenate(kept_a)) if kept_a else a[:0]), (np.sort(np.concatenate(kept_b)) if kept_b else b[:0])
+
+
+def balance_attributes(m: ModelConfig) -> tuple[str, ...]:
+    return attribute_names(m.family_settings.balance, "model.cycle.balance")
 
 
 def domain_names(domains: str) -> tuple[str, str]:
@@ -208,9 +237,12 @@ def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.
 def _check(m: ModelConfig) -> list[str]:
     s: Settings = m.family_settings
     try:
-        domain_attributes(s.domains)
+        shared = set(domain_attributes(s.domains)) & set(balance_attributes(m))
     except FaceganError as error:
         return [str(error)]
+    if shared:
+        return [f"model.cycle.balance cannot hold a domain's attribute ({', '.join(sorted(shared))}): the domains "
+                "differ in it by definition"]
     if m.resolution >> (s.d_layers + 1) < 2:
         return [f"model.cycle.d_layers {s.d_layers} halves a {m.resolution} px face below 4 px: at most "
                 f"{m.resolution.bit_length() - 4}"]
@@ -218,7 +250,8 @@ def _check(m: ModelConfig) -> list[str]:
 
 
 def _data_attributes(m: ModelConfig) -> tuple[str, ...]:
-    return domain_attributes(m.family_settings.domains)
+    """The labels training reads: the domains' attributes, then those it balances."""
+    return domain_attributes(m.family_settings.domains) + balance_attributes(m)
 
 
 FAMILY = Family("cycle", "translator: a face of domain A <-> domain B, unpaired (CycleGAN: ResNet generators, "

@@ -1,7 +1,8 @@
 """The translator kind's training: a face of domain A <-> domain B, without pairs.
 
 The domains come from one prepared cache's labels (``model.cycle.domains``: the faces
-without and with an attribute, or with one attribute and not another). Each step takes a
+without and with an attribute, or with one attribute and not another), balanced on
+``model.cycle.balance``'s attributes if it names any. Each step takes a
 batch of each domain, drawn apart (``DomainLoader``; an epoch is as many batches as the
 smaller domain gives), and trains as CycleGAN does:
 
@@ -188,18 +189,22 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
         raise FaceganError(f"a translator between {' and '.join(cycle.domain_names(m.family_settings.domains))} "
                            "needs the CelebA labels of its images")
     distributed.check_batch(world, t.batch_size)
-    in_a, in_b = cycle.domain_of(labels, m.family_settings.domains)
-    names = cycle.domain_names(m.family_settings.domains)
-    for name, mask in zip(names, (in_a, in_b)):
-        if mask.sum() < t.batch_size:
-            raise FaceganError(f"domain {name!r} has {int(mask.sum())} images in the data, fewer than one batch of "
-                               f"{t.batch_size}")
+    own = m.family_settings
+    in_a, in_b = cycle.domain_of(labels, own.domains)
+    shared = len(cycle.domain_attributes(own.domains))
+    kept = cycle.balanced(labels[:, shared:], in_a, in_b, t.seed)  # the domains' images, balanced if asked
+    names = cycle.domain_names(own.domains)
+    for name, index in zip(names, kept):
+        if len(index) < t.batch_size:
+            balanced = f" balanced on {own.balance}" if own.balance else ""
+            raise FaceganError(f"domain {name!r} has {len(index)} images in the data{balanced}, fewer than one "
+                               f"batch of {t.batch_size}")
     fast = speed.resolve(config.speed, device, images.nbytes, model=m)
     speed.apply_globals(fast)
     torch.manual_seed(t.seed)
     generator, critics = (network.to(device) for network in models.build(m))
     optimizers = networks.optimisers(generator, critics, t, fast, world)
-    faces_a, faces_b = images[np.flatnonzero(in_a)], images[np.flatnonzero(in_b)]
+    faces_a, faces_b = images[kept[0]], images[kept[1]]
     loaders = [BatchLoader(faces, t.batch_size, t.seed + k, device, generator.output_range, config.data.mirror,
                            channels_last=fast.channels_last, on_device=fast.data_on_device,
                            shard=(world.rank, world.size)) for k, faces in enumerate((faces_a, faces_b))]
