@@ -33,8 +33,16 @@ def data_for(config: cfg.Config) -> tuple[np.ndarray, np.ndarray | None]:
     """8 faces (two batches), with labels of the attributes the family trains on: a
     conditional model's, or a translator's domains (16 faces then, 8 in each)."""
     family = models.family_of(config.model)
-    if family.kind == "translator":
-        return synthetic_faces(16, config.model.resolution, seed=3), (np.arange(16) % 2).astype(np.float32)[:, None]
+    if family.kind == "translator":  # every second face of B; the attributes it balances on all 0
+        from facegan.models import cycle
+
+        labels = np.zeros((16, len(family.data_attributes(config.model))), np.float32)
+        in_b = np.arange(16) % 2 == 1
+        if len(cycle.domain_attributes(config.model.family_settings.domains)) == 1:
+            labels[:, 0] = in_b
+        else:
+            labels[:, 0], labels[:, 1] = ~in_b, in_b
+        return synthetic_faces(16, config.model.resolution, seed=3), labels
     images = synthetic_faces(8, config.model.resolution, seed=3)
     names = family.data_attributes(config.model)
     labels = np.random.default_rng(0).integers(0, 2, (8, len(names))).astype(np.float32) if names else None

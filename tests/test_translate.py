@@ -107,7 +107,16 @@ class InterruptAfter(Observer):
 
 def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path):
     faces, labels = two_domains(16, seed=2)  # 8 of each: 2 steps an epoch
-    train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "straight"), None), images=faces, labels=labels)
+
+    class Notes(Observer):
+        said: list[str] = []
+
+        def on_note(self, message):
+            self.said.append(message)
+
+    train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "straight"), None), Notes(), images=faces,
+          labels=labels)
+    assert "domains: no Smiling 8 and Smiling 8 images" in Notes.said
     summary = train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "cut"), None), InterruptAfter(3),
                     images=faces, labels=labels)
     assert summary["reason"] == "interrupted" and summary["step"] == 3

@@ -48,6 +48,7 @@ class GeneratorTraining(TwoNetworks):
     world: World = ALONE  # the processes training together, and this one's place among them
     conditions: Conditions | None = None  # a conditional model's attributes and their joint distribution
     steps_taken: int = 0  # set on resume: lazy R1 and the average's ramp-up count steps
+    notes: list[str] = field(default_factory=list)
     _grid: tuple[torch.Tensor, torch.Tensor | None] | None = field(default=None, repr=False)
 
     def latents(self) -> torch.Tensor:

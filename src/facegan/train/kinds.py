@@ -55,6 +55,7 @@ class Training(Protocol):
     loader: Loader  # batches of an epoch, in an order that depends only on (seed, epoch)
     conditions: Conditions | None  # a conditional model's attributes and their joint distribution (from its labels)
     steps_taken: int
+    notes: list[str]  # what set_up says about the data (a translator: its domains), printed before training
 
     def train_step(self, batch: Any) -> dict[str, torch.Tensor]: ...  # one step; figures for the log, on the device
 

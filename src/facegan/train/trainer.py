@@ -160,6 +160,8 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
     if len(images) < t.batch_size:
         raise FaceganError(f"the data set has {len(images)} images, fewer than one batch of {t.batch_size}")
     setup = KINDS[family.kind].set_up(config, device, images, labels, world)
+    for note in setup.notes:
+        observer.on_note(note)
     if plan.resume_from is None and t.start_from:
         observer.on_note(start_from(setup, t.start_from, family.kind))
     if world.main:

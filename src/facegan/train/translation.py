@@ -18,7 +18,7 @@ smaller domain gives), and trains as CycleGAN does:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -78,6 +78,7 @@ class TranslatorTraining(TwoNetworks):
     world: World = ALONE
     conditions: Conditions | None = None  # translators take no labels
     steps_taken: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         with distributed.own_randomness(self.world, self.config.train.seed, self.steps_taken, self.device):
@@ -214,5 +215,9 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     shown = tuple(faces[np.sort(rng.choice(len(faces), min(GRID_FACES, len(faces)), replace=False))]
                   for faces in (faces_a, faces_b))
     prepared = [speed.prepare_network(network, fast) for network in (generator.to_b, generator.to_a, critics.a, critics.b)]
+    sizes = f"{names[0]} {len(kept[0]):,} and {names[1]} {len(kept[1]):,} images"
+    note = (f"domains: {sizes}, balanced on {own.balance} (of {int(in_a.sum()):,} and {int(in_b.sum()):,})"
+            if own.balance else f"domains: {sizes}")
     return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, loader,
-                              MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world)
+                              MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world,
+                              notes=[note])

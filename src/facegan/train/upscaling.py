@@ -18,7 +18,7 @@ second, started from it (``train.start_from``).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ class UpscalerTraining(TwoNetworks):
     world: World = ALONE
     conditions: Conditions | None = None  # upscalers take no labels
     steps_taken: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def crops(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One random patch of each pair, the same place in both (low-res side ``patch``)."""
