@@ -111,7 +111,7 @@ def main() -> None:
                                        "cycle_error", "cycle_error_noisy", "kid", "kid_before") if k in row},
                 "max_other_moved": round(max(abs(v) for v in row["other_moved"].values()), 2),
                 "other_moved": row["other_moved"]}
-            blocks.append(np.stack([photos[:GRID_PHOTOS], moved[:GRID_PHOTOS], back[:GRID_PHOTOS]], axis=1))
+            blocks.append(imaging.columns([photos[:GRID_PHOTOS], moved[:GRID_PHOTOS], back[:GRID_PHOTOS]]))
     if args.card:
         if not generator_file.is_generator_file(path):
             state = checkpoint.TrainingState.load(path)
@@ -120,8 +120,7 @@ def main() -> None:
         Path(args.card).write_text(json.dumps(card, indent=1) + "\n")
         print(json.dumps({"card": args.card}))
     if args.grid:
-        faces = np.concatenate(blocks)
-        imaging.save_png(imaging.grid(faces.reshape(-1, *faces.shape[2:]), columns=3), args.grid)
+        imaging.save_png(np.concatenate(blocks), args.grid)
         print(json.dumps({"grid": args.grid, "rows": f"{GRID_PHOTOS} photos per translator and direction, in the "
                                                       "order above", "columns": "photo | translated | back"}))
 

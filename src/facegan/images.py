@@ -34,6 +34,13 @@ def grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np
     return out
 
 
+def columns(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """One picture of side-by-side columns: uint8 (N, H, W, 3) arrays of the same N, row
+    i holding image i of each."""
+    rows = np.stack(parts, axis=1)
+    return grid(rows.reshape(-1, *rows.shape[2:]), columns=len(parts))
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """A uint8 (H, W, 3) image as the bytes of a PNG file."""
     out = io.BytesIO()

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 
 from facegan import config as cfg
+from facegan import models
+from facegan.errors import FaceganError
 from facegan.train import distributed, speed
 from facegan.train.distributed import World
 
@@ -25,6 +27,28 @@ def optimisers(generator: torch.nn.Module, discriminator: torch.nn.Module, t: cf
     for optimizer in pair:
         distributed.average_gradients_before_steps(optimizer, world)
     return pair
+
+
+def measured_elsewhere(config: cfg.Config, what: str, benchmark: str) -> None:
+    """Refuse evaluations during training for a kind that is not a generator (``what``:
+    "an upscaler"), naming the ``benchmark`` that measures it."""
+    if config.eval.eval_every:
+        raise FaceganError(f"evaluations during training (eval.eval_every) measure generators; {what} is "
+                           f"measured on held-out photos by {benchmark}")
+
+
+def seeded_pair(config: cfg.Config, device: torch.device, images_nbytes: int, world: World,
+                ) -> tuple[speed.SpeedPlan, torch.nn.Module, torch.nn.Module,
+                           tuple[torch.optim.Optimizer, torch.optim.Optimizer]]:
+    """The speed plan for the device (applied), then both networks built from the run's
+    seed, on the device, and their optimisers: the start every kind without batch norm
+    across processes shares."""
+    distributed.check_batch(world, config.train.batch_size)
+    fast = speed.resolve(config.speed, device, images_nbytes, model=config.model)
+    speed.apply_globals(fast)
+    torch.manual_seed(config.train.seed)
+    generator, discriminator = (network.to(device) for network in models.build(config.model))
+    return fast, generator, discriminator, optimisers(generator, discriminator, config.train, fast, world)
 
 
 class TwoNetworks:

@@ -170,12 +170,12 @@ def least_squares(scores: torch.Tensor, target: float) -> torch.Tensor:
 
 def write_round_trips(translator: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray,
                       device: torch.device, path: Path) -> Path:
-    rows = []
+    columns: list[list[np.ndarray]] = [[], [], []]
     for faces, to_b in ((faces_a, True), (faces_b, False)):
         there = editing.translate(translator, faces, to_b, device)
-        rows.append(np.stack([faces, there, editing.translate(translator, there, not to_b, device)], axis=1))
-    side = faces_a.shape[1]
-    imaging.save_png(imaging.grid(np.concatenate(rows).reshape(-1, side, side, 3), columns=3), path)
+        for column, part in zip(columns, (faces, there, editing.translate(translator, there, not to_b, device))):
+            column.append(part)
+    imaging.save_png(imaging.columns([np.concatenate(c) for c in columns]), path)
     return path
 
 
@@ -183,13 +183,10 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
            labels: np.ndarray | None = None, world: World = ALONE) -> TranslatorTraining:
     m, t = config.model, config.train
     family = models.family_of(m)
-    if config.eval.eval_every:
-        raise FaceganError("evaluations during training (eval.eval_every) measure generators; a translator is "
-                           "measured on held-out photos by benchmarks/translate_quality.py")
+    networks.measured_elsewhere(config, "a translator", "benchmarks/translate_quality.py")
     if labels is None:
         raise FaceganError(f"a translator between {' and '.join(cycle.domain_names(m.family_settings.domains))} "
                            "needs the CelebA labels of its images")
-    distributed.check_batch(world, t.batch_size)
     own = m.family_settings
     in_a, in_b = cycle.domain_of(labels, own.domains)
     shared = len(cycle.domain_attributes(own.domains))
@@ -200,11 +197,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
             balanced = f" balanced on {own.balance}" if own.balance else ""
             raise FaceganError(f"domain {name!r} has {len(index)} images in the data{balanced}, fewer than one "
                                f"batch of {t.batch_size}")
-    fast = speed.resolve(config.speed, device, images.nbytes, model=m)
-    speed.apply_globals(fast)
-    torch.manual_seed(t.seed)
-    generator, critics = (network.to(device) for network in models.build(m))
-    optimizers = networks.optimisers(generator, critics, t, fast, world)
+    fast, generator, critics, optimizers = networks.seeded_pair(config, device, images.nbytes, world)
     faces_a, faces_b = images[kept[0]], images[kept[1]]
     loaders = [BatchLoader(faces, t.batch_size, t.seed + k, device, generator.output_range, config.data.mirror,
                            channels_last=fast.channels_last, on_device=fast.data_on_device,

@@ -31,7 +31,6 @@ from facegan import models, upscaling
 from facegan.models import efficientnet
 from facegan.conditions import Conditions
 from facegan.data.loader import PairLoader
-from facegan.errors import FaceganError
 from facegan.models.family import Family
 from facegan.train import distributed, networks, speed
 from facegan.train.networks import TwoNetworks
@@ -166,10 +165,8 @@ def perceptual_distance(features: torch.nn.Module, made: torch.Tensor, real: tor
 def write_comparison(upscaler: torch.nn.Module, low: np.ndarray, real: np.ndarray, device: torch.device,
                      path: Path) -> Path:
     side = real.shape[1]
-    columns = [upscaling.resized(low, side, "nearest"), upscaling.resized(low, side, "bicubic"),
-               upscaling.upscale(upscaler, low, device), real]
-    rows = np.stack(columns, axis=1).reshape(-1, side, side, 3)
-    imaging.save_png(imaging.grid(rows, columns=len(columns)), path)
+    imaging.save_png(imaging.columns([upscaling.resized(low, side, "nearest"), upscaling.resized(low, side, "bicubic"),
+                                      upscaling.upscale(upscaler, low, device), real]), path)
     return path
 
 
@@ -177,17 +174,9 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
            labels: np.ndarray | None = None, world: World = ALONE) -> UpscalerTraining:
     m, t = config.model, config.train
     family = models.family_of(m)
-    if config.eval.eval_every:
-        raise FaceganError("evaluations during training (eval.eval_every) measure generators; an upscaler is "
-                           "measured on held-out photos by benchmarks/upscale_quality.py")
-    distributed.check_batch(world, t.batch_size)
-    scale = m.family_settings.scale
-    fast = speed.resolve(config.speed, device, images.nbytes, model=m)
-    speed.apply_globals(fast)
-    torch.manual_seed(t.seed)
-    generator, discriminator = (network.to(device) for network in models.build(m))
-    optimizers = networks.optimisers(generator, discriminator, t, fast, world)
-    low = upscaling.shrink(images, scale)
+    networks.measured_elsewhere(config, "an upscaler", "benchmarks/upscale_quality.py")
+    fast, generator, discriminator, optimizers = networks.seeded_pair(config, device, images.nbytes, world)
+    low = upscaling.shrink(images, m.family_settings.scale)
     shown = np.random.default_rng(t.seed).choice(len(images), min(GRID_FACES, len(images)), replace=False)
     features = None
     if m.family_settings.perceptual:
