@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from facegan import models
-from facegan import images as imaging
 from facegan.errors import FaceganError
 
 
@@ -44,6 +43,15 @@ def direction(domains: str, attribute: str, value: int) -> bool | None:
     if len(names) == 1:
         return value == 1
     return (attribute == names[1]) == (value == 1)
+
+
+def offered(domains: str) -> list[tuple[str, int]]:
+    """The edits a translator between ``domains`` makes, A -> B's first: (Smiling, 1) and
+    (Smiling, 0); (Black_Hair, 1) and (Blond_Hair, 1)."""
+    from facegan.models import cycle
+
+    names = cycle.domain_attributes(domains)
+    return [(names[0], 1), (names[0], 0)] if len(names) == 1 else [(names[1], 1), (names[0], 1)]
 
 
 def shipped_translators() -> dict[str, str]:
@@ -101,15 +109,7 @@ def find(wanted: dict[str, int], device: torch.device, source: str | Path | None
 def translate(translator: torch.nn.Module, images: np.ndarray, to_b: bool, device: torch.device,
               batch_size: int = 16) -> np.ndarray:
     """uint8 (N, S, S, 3) faces at the translator's size, translated A -> B (``to_b``) or B -> A."""
-    generator = translator.direction(to_b)
-    lo, hi = translator.output_range
-    out = []
-    with models.evaluating(translator):
-        for start in range(0, len(images), batch_size):
-            part = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a copy: may be read-only
-            x = part.permute(0, 3, 1, 2).float() * ((hi - lo) / 255.0) + lo
-            out.append(imaging.to_uint8(generator(x), translator.output_range))
-    return np.concatenate(out) if out else np.empty((0, *images.shape[1:]), np.uint8)
+    return models.image_to_image(translator, images, device, batch_size, translator.direction(to_b))
 
 
 def apply(edits: list[Edit], faces: np.ndarray, device: torch.device) -> np.ndarray:

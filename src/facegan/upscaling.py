@@ -8,13 +8,11 @@ resize ``facegan prepare`` uses (``facegan.data.decode``), so an upscaler traine
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from facegan import images as imaging
 from facegan import models
 
 INTERPOLATIONS = {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS, "nearest": Image.NEAREST}
@@ -36,16 +34,6 @@ def shrink(images: np.ndarray, factor: int) -> np.ndarray:
     return resized(images, side, "lanczos")
 
 
-def batches(upscaler: torch.nn.Module, images: np.ndarray, device: torch.device,
-            batch_size: int = 16) -> Iterator[np.ndarray]:
-    """``upscaler``'s output for uint8 (N, h, w, 3) ``images`` at its input size, a batch at a time."""
-    lo, hi = upscaler.output_range
-    with models.evaluating(upscaler):
-        for start in range(0, len(images), batch_size):
-            part = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a copy: inputs may be read-only
-            x = part.permute(0, 3, 1, 2).float() * ((hi - lo) / 255.0) + lo
-            yield imaging.to_uint8(upscaler(x), upscaler.output_range)
-
-
 def upscale(upscaler: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16) -> np.ndarray:
-    return np.concatenate(list(batches(upscaler, images, device, batch_size)))
+    """``upscaler``'s output for uint8 (N, h, w, 3) ``images`` at its input size."""
+    return models.image_to_image(upscaler, images, device, batch_size)

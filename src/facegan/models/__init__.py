@@ -14,8 +14,11 @@ import pkgutil
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import nn
+
+from facegan import images as imaging
 
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
@@ -70,6 +73,21 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
             yield module
     finally:
         module.train(was_training)
+
+
+def image_to_image(network: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16,
+                   part: nn.Module | None = None) -> np.ndarray:
+    """uint8 (N, h, w, 3) ``images`` through an image-to-image ``network`` (an upscaler, a
+    translator) in its evaluating mode, a batch at a time: its uint8 outputs. ``part``: the
+    part of it to call (a translator's direction), ``network`` itself by default."""
+    lo, hi = network.output_range
+    call = part if part is not None else network
+    out = []
+    with evaluating(network):
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a copy: may be read-only
+            out.append(imaging.to_uint8(call(batch.permute(0, 3, 1, 2).float() * ((hi - lo) / 255.0) + lo), (lo, hi)))
+    return np.concatenate(out) if out else np.empty((0, *images.shape[1:]), np.uint8)
 
 
 def check_fits(model: ModelConfig, attribute_head: bool, average: bool, device: torch.device) -> None:

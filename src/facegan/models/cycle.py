@@ -10,7 +10,7 @@ that blackening hair makes a man.
 
 Generators (the authors' ResNet generator): a 7x7 convolution to ``g_width`` features,
 two stride-2 convolutions (x2 features each), ``blocks`` residual blocks, two transposed
-convolutions back, a 7x7 convolution to RGB and tanh; instance norm and ReLU after every
+convolutions back, a 7x7 convolution to RGB and tanh (``output``: or a change to the photo, below); instance norm and ReLU after every
 convolution but the last; reflection padding. A convolution followed by instance norm has
 no bias (the authors' has one, which the norm subtracts again: its gradient is rounding
 noise, which Adam turns into steps of the full learning rate). Discriminators (their 70x70 PatchGAN,
@@ -58,6 +58,10 @@ class Settings:
                                    "of domain B and what the A -> B generator makes of it (keeps colours)", (0, 1e6))
     pool: int = setting(50, "past fakes each discriminator draws half its fakes from (0 = the newest only)",
                         (0, 100000))
+    output: str = setting("image", "what each generator draws: image (the authors': a new image) or edit (a change "
+                                   "to the photo it is given, added before tanh: it starts as the identity and "
+                                   "keeps what it does not change; use it with identity 0, which would hold it "
+                                   "there)", choices=("image", "edit"))
     decay_from: float = setting(0.5, "share of the run's steps after which both learning rates fall linearly to "
                                      "0 at its last step (1 = constant)", (0, 1))
 
@@ -106,6 +110,8 @@ def domain_names(domains: str) -> tuple[str, str]:
     return (f"no {names[0]}", names[0]) if len(names) == 1 else (names[0], names[1])
 
 
+EDGE = 1 - 2**-10  # "edit" output: the photo held this far inside (-1, 1), so atanh is finite (255 stays 255)
+
 class ResidualBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
@@ -118,10 +124,13 @@ class ResidualBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """One direction: an image -> the same image in the other domain."""
+    """One direction: an image -> the same image in the other domain. ``output``: "image"
+    draws tanh(y) (the authors'); "edit" adds y to the photo before tanh, tanh(atanh(x) + y),
+    so it starts as the identity and keeps what it does not change for free."""
 
-    def __init__(self, width: int, blocks: int):
+    def __init__(self, width: int, blocks: int, output: str = "image"):
         super().__init__()
+        self.output = output
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, width, 7, bias=False), nn.InstanceNorm2d(width),
                                    nn.ReLU(True)]
         for i in range(2):
@@ -132,11 +141,14 @@ class ResnetGenerator(nn.Module):
             w = width * 2 ** (2 - i)
             layers += [nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
                        nn.InstanceNorm2d(w // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 3, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 3, 7)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        out = self.body(x)
+        if self.output == "edit":
+            return torch.tanh(torch.atanh(x.float().clamp(-EDGE, EDGE)) + out.float())  # in fp32: bf16 would blur it
+        return torch.tanh(out)
 
 
 class Translator(nn.Module):
@@ -145,10 +157,10 @@ class Translator(nn.Module):
     output_range = (-1.0, 1.0)
     z_dim = 0  # it takes images, not latents
 
-    def __init__(self, resolution: int, width: int, blocks: int):
+    def __init__(self, resolution: int, width: int, blocks: int, output: str = "image"):
         super().__init__()
         self.resolution = resolution
-        self.to_b, self.to_a = ResnetGenerator(width, blocks), ResnetGenerator(width, blocks)
+        self.to_b, self.to_a = ResnetGenerator(width, blocks, output), ResnetGenerator(width, blocks, output)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.to_b(images)
@@ -219,7 +231,7 @@ class Critics(nn.Module):
 
 def _generator(m: ModelConfig) -> Translator:
     s: Settings = m.family_settings
-    return Translator(m.resolution, m.g_width, s.blocks)
+    return Translator(m.resolution, m.g_width, s.blocks, s.output)
 
 
 def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:

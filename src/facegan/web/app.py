@@ -213,8 +213,6 @@ class FaceMaker:
     def _edits(self, given: Path | None) -> dict[str, editing.Edit]:
         """Every edit a translator makes of this generator's faces, by its name (Smiling=1):
         the ``given`` translator's, else the shipped ones of the generator's size."""
-        from facegan.models import cycle
-
         sources = [given] if given is not None else [pretrained.path(n) for n in editing.shipped_translators()]
         found: dict[str, editing.Edit] = {}
         for source in sources:
@@ -226,9 +224,7 @@ class FaceMaker:
                                        f"{self.config.model.resolution} px ones")
                 continue
             domains = config.model.family_settings.domains
-            names = cycle.domain_attributes(domains)
-            wanted = [(names[0], 1), (names[0], 0)] if len(names) == 1 else [(names[1], 1), (names[0], 1)]
-            for attribute, value in wanted:
+            for attribute, value in editing.offered(domains):
                 edit = editing.Edit(attribute, value, translator, editing.direction(domains, attribute, value),
                                     Path(source), side)
                 found.setdefault(str(edit), edit)
