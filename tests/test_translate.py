@@ -86,6 +86,15 @@ def test_an_editing_generator_starts_as_the_identity_and_keeps_white_and_black()
     assert np.array_equal(editing.translate(translator, faces, True, CPU), faces)
 
 
+def test_an_editing_translator_with_the_identity_loss_is_warned():
+    from facegan.train import translation
+
+    faces, labels = two_domains(8, seed=2)
+    noted = {identity: translation.set_up(tiny(output="edit", identity=identity), CPU, faces, labels).notes
+             for identity in (0.5, 0.0)}
+    assert any("--identity 0" in n for n in noted[0.5]) and not any("--identity 0" in n for n in noted[0.0])
+
+
 @pytest.mark.parametrize("output", [{"output": "image"}, {"output": "edit", "identity": 0.0}])
 def test_a_tiny_translator_learns_the_colour_shift_and_draws_round_trips(tmp_path, output):
     faces, labels = two_domains(32, seed=1)

@@ -211,6 +211,10 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     sizes = f"{names[0]} {len(kept[0]):,} and {names[1]} {len(kept[1]):,} images"
     note = (f"domains: {sizes}, balanced on {own.balance} (of {int(in_a.sum()):,} and {int(in_b.sum()):,})"
             if own.balance else f"domains: {sizes}")
+    notes = [note]
+    if own.output == "edit" and own.identity:
+        notes.append("model.cycle.output edit starts at the identity, which the identity loss rewards: it can hold "
+                     "the generators there (docs/experiments.md, translation round 2); --identity 0 lets them move")
     return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, loader,
                               MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world,
-                              notes=[note])
+                              notes=notes)
