@@ -8,7 +8,6 @@ resize ``facegan prepare`` uses (``facegan.data.decode``), so an upscaler traine
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from PIL import Image

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from facegan import images as imaging
-
 from facegan.config import ModelConfig
 from facegan.errors import FaceganError
 from facegan.models.family import Family

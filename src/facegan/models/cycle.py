@@ -10,8 +10,9 @@ that blackening hair makes a man.
 
 Generators (the authors' ResNet generator): a 7x7 convolution to ``g_width`` features,
 two stride-2 convolutions (x2 features each), ``blocks`` residual blocks, two transposed
-convolutions back, a 7x7 convolution to RGB and tanh (``output``: or a change to the photo, below); instance norm and ReLU after every
-convolution but the last; reflection padding. A convolution followed by instance norm has
+convolutions back, a 7x7 convolution to RGB and tanh (``output = "edit"``: a change to
+the photo, see ``ResnetGenerator``); instance norm and ReLU after every convolution but
+the last; reflection padding. A convolution followed by instance norm has
 no bias (the authors' has one, which the norm subtracts again: its gradient is rounding
 noise, which Adam turns into steps of the full learning rate). Discriminators (their 70x70 PatchGAN,
 ``d_layers`` deep): 4x4 convolutions, stride 2, LeakyReLU 0.2, instance norm after all
@@ -111,6 +112,7 @@ def domain_names(domains: str) -> tuple[str, str]:
 
 
 EDGE = 1 - 2**-10  # "edit" output: the photo held this far inside (-1, 1), so atanh is finite (255 stays 255)
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, width: int):
