@@ -95,7 +95,8 @@ def test_an_editing_translator_with_the_identity_loss_is_warned():
     assert any("--identity 0" in n for n in noted[0.5]) and not any("--identity 0" in n for n in noted[0.0])
 
 
-@pytest.mark.parametrize("output", [{"output": "image"}, {"output": "edit", "identity": 0.0}])
+@pytest.mark.parametrize("output", [{"output": "image"}, {"output": "edit", "identity": 0.0},
+                                    {"output": "edit", "identity": 0.0, "upconv": "resize"}])
 def test_a_tiny_translator_learns_the_colour_shift_and_draws_round_trips(tmp_path, output):
     faces, labels = two_domains(32, seed=1)
     config = tiny(epochs=60, g_lr=1e-3, d_lr=1e-3, **output)
@@ -126,7 +127,8 @@ class InterruptAfter(Observer):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("augment", ["", "color,translation,cutout"])
+def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path, augment):
     faces, labels = two_domains(16, seed=2)  # 8 of each: 2 steps an epoch
 
     class Notes(Observer):
@@ -135,16 +137,20 @@ def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path):
         def on_note(self, message):
             self.said.append(message)
 
-    train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "straight"), None), Notes(), images=faces,
-          labels=labels)
+    config = tiny(epochs=3, mirror=True, augment=augment)
+    train(RunPlan(config, RunDir(tmp_path / "straight"), None), Notes(), images=faces, labels=labels)
     assert "domains: no Smiling 8 and Smiling 8 images" in Notes.said
-    summary = train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "cut"), None), InterruptAfter(3),
-                    images=faces, labels=labels)
+    summary = train(RunPlan(config, RunDir(tmp_path / "cut"), None), InterruptAfter(3), images=faces, labels=labels)
     assert summary["reason"] == "interrupted" and summary["step"] == 3
     train(plan(tmp_path / "cut", resume=True), images=faces, labels=labels)
     straight, cut = final_state(tmp_path / "straight"), final_state(tmp_path / "cut")
     assert_same_training_state(straight, cut)
     assert int(cut["discriminator"]["pool_a.filled"]) == 4  # the pools came back from the checkpoint
+    if augment:  # the discriminators were shown augmented faces: they learnt something else
+        train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "plain"), None), images=faces, labels=labels)
+        plain = final_state(tmp_path / "plain")["discriminator"]
+        assert plain.keys() == straight["discriminator"].keys()
+        assert not all(torch.equal(plain[k], straight["discriminator"][k]) for k in plain)
 
 
 def test_a_translator_refuses_data_it_cannot_split(tmp_path):

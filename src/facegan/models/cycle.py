@@ -10,7 +10,8 @@ that blackening hair makes a man.
 
 Generators (the authors' ResNet generator): a 7x7 convolution to ``g_width`` features,
 two stride-2 convolutions (x2 features each), ``blocks`` residual blocks, two transposed
-convolutions back, a 7x7 convolution to RGB and tanh (``output = "edit"``: a change to
+convolutions back (``upconv = "resize"``: nearest-neighbour doubling and a 3x3
+convolution each), a 7x7 convolution to RGB and tanh (``output = "edit"``: a change to
 the photo, see ``ResnetGenerator``); instance norm and ReLU after every convolution but
 the last; reflection padding. A convolution followed by instance norm has
 no bias (the authors' has one, which the norm subtracts again: its gradient is rounding
@@ -63,6 +64,10 @@ class Settings:
                                    "to the photo it is given, added before tanh: it starts as the identity and "
                                    "keeps what it does not change; use it with identity 0, which would hold it "
                                    "there)", choices=("image", "edit"))
+    upconv: str = setting("transposed", "how each generator doubles its maps' side: transposed (the authors' "
+                                          "stride-2 transposed convolution) or resize (nearest-neighbour doubling, "
+                                          "then a 3x3 convolution: no uneven overlap, so no checkerboard, Odena et "
+                                          "al. 2016)", choices=("transposed", "resize"))
     decay_from: float = setting(0.5, "share of the run's steps after which both learning rates fall linearly to "
                                      "0 at its last step (1 = constant)", (0, 1))
 
@@ -125,12 +130,20 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def doubling(channels_in: int, channels_out: int, upconv: str) -> list[nn.Module]:
+    """Layers that double a map's side, with the same 3x3 weights either way."""
+    if upconv == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                nn.Conv2d(channels_in, channels_out, 3, bias=False)]
+    return [nn.ConvTranspose2d(channels_in, channels_out, 3, stride=2, padding=1, output_padding=1, bias=False)]
+
+
 class ResnetGenerator(nn.Module):
     """One direction: an image -> the same image in the other domain. ``output``: "image"
     draws tanh(y) (the authors'); "edit" adds y to the photo before tanh, tanh(atanh(x) + y),
     so it starts as the identity and keeps what it does not change for free."""
 
-    def __init__(self, width: int, blocks: int, output: str = "image"):
+    def __init__(self, width: int, blocks: int, output: str = "image", upconv: str = "transposed"):
         super().__init__()
         self.output = output
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, width, 7, bias=False), nn.InstanceNorm2d(width),
@@ -141,8 +154,7 @@ class ResnetGenerator(nn.Module):
         layers += [ResidualBlock(4 * width) for _ in range(blocks)]
         for i in range(2):
             w = width * 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
-                       nn.InstanceNorm2d(w // 2), nn.ReLU(True)]
+            layers += [*doubling(w, w // 2, upconv), nn.InstanceNorm2d(w // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 3, 7)]
         self.body = nn.Sequential(*layers)
 
@@ -159,10 +171,11 @@ class Translator(nn.Module):
     output_range = (-1.0, 1.0)
     z_dim = 0  # it takes images, not latents
 
-    def __init__(self, resolution: int, width: int, blocks: int, output: str = "image"):
+    def __init__(self, resolution: int, width: int, blocks: int, output: str = "image", upconv: str = "transposed"):
         super().__init__()
         self.resolution = resolution
-        self.to_b, self.to_a = ResnetGenerator(width, blocks, output), ResnetGenerator(width, blocks, output)
+        self.to_b, self.to_a = (ResnetGenerator(width, blocks, output, upconv),
+                                ResnetGenerator(width, blocks, output, upconv))
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.to_b(images)
@@ -233,7 +246,7 @@ class Critics(nn.Module):
 
 def _generator(m: ModelConfig) -> Translator:
     s: Settings = m.family_settings
-    return Translator(m.resolution, m.g_width, s.blocks, s.output)
+    return Translator(m.resolution, m.g_width, s.blocks, s.output, s.upconv)
 
 
 def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:

@@ -34,7 +34,7 @@ from facegan.data.loader import BatchLoader
 from facegan.errors import FaceganError
 from facegan.models import cycle
 from facegan.models.family import Family
-from facegan.train import distributed, networks, speed
+from facegan.train import augment, distributed, networks, speed
 from facegan.train.distributed import ALONE, World
 from facegan.train.ema import MovingAverage
 from facegan.train.networks import TwoNetworks
@@ -106,7 +106,8 @@ class TranslatorTraining(TwoNetworks):
             fake_b, fake_a = self.to_b(real_a), self.to_a(real_b)
             back_a, back_b = self.to_a(fake_b), self.to_b(fake_a)
             self.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
-            adversarial = (least_squares(self.judge_b(fake_b), 1.0) + least_squares(self.judge_a(fake_a), 1.0))
+            adversarial = (least_squares(self.judge_b(self.shown(fake_b)), 1.0)
+                           + least_squares(self.judge_a(self.shown(fake_a)), 1.0))
             self.discriminator.requires_grad_(True)
         cycled = F.l1_loss(back_a.float(), real_a) + F.l1_loss(back_b.float(), real_b)
         loss = adversarial + own.cycle * cycled
@@ -132,14 +133,18 @@ class TranslatorTraining(TwoNetworks):
         shown_a = self._from_pool(self.discriminator.pool_a, fake_a, draws)
         shown_b = self._from_pool(self.discriminator.pool_b, fake_b, draws)
         with self.fast.autocast(self.device):
-            real_scores = self.judge_a(real_a).float(), self.judge_b(real_b).float()
-            fake_scores = self.judge_a(shown_a).float(), self.judge_b(shown_b).float()
+            real_scores = self.judge_a(self.shown(real_a)).float(), self.judge_b(self.shown(real_b)).float()
+            fake_scores = self.judge_a(self.shown(shown_a)).float(), self.judge_b(self.shown(shown_b)).float()
         loss = sum(0.5 * (least_squares(r, 1.0) + least_squares(f, 0.0)) for r, f in zip(real_scores, fake_scores))
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.d_optimizer.step()
         return {"loss_d": loss.detach(), "d_real": torch.cat(real_scores, 1).mean().detach(),
                 "d_fake": torch.cat(fake_scores, 1).mean().detach()}
+
+    def shown(self, images: torch.Tensor) -> torch.Tensor:
+        """What a discriminator is shown of ``images``: augmented, when ``train.augment`` asks."""
+        return augment.augment(images, augment.policies(self.config.train.augment), self.generator.output_range)
 
     def _from_pool(self, pool: cycle.ImagePool, fakes: torch.Tensor, draws: torch.Generator) -> torch.Tensor:
         """What the discriminator sees for this process's ``fakes``: the pool draws for the
