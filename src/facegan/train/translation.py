@@ -76,6 +76,7 @@ class TranslatorTraining(TwoNetworks):
     total_steps: int  # where the learning rates reach 0
     grid_faces: tuple[np.ndarray, np.ndarray]  # uint8 faces of A and of B the grid shows every time
     world: World = ALONE
+    augment_policies: tuple[str, ...] = ()  # train.augment, parsed once
     conditions: Conditions | None = None  # translators take no labels
     steps_taken: int = 0
     notes: list[str] = field(default_factory=list)
@@ -144,7 +145,7 @@ class TranslatorTraining(TwoNetworks):
 
     def shown(self, images: torch.Tensor) -> torch.Tensor:
         """What a discriminator is shown of ``images``: augmented, when ``train.augment`` asks."""
-        return augment.augment(images, augment.policies(self.config.train.augment), self.generator.output_range)
+        return augment.augment(images, self.augment_policies, self.generator.output_range)
 
     def _from_pool(self, pool: cycle.ImagePool, fakes: torch.Tensor, draws: torch.Generator) -> torch.Tensor:
         """What the discriminator sees for this process's ``fakes``: the pool draws for the
@@ -222,4 +223,4 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
                      "the generators there (docs/experiments.md, translation round 2); --identity 0 lets them move")
     return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, loader,
                               MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world,
-                              notes=notes)
+                              augment_policies=augment.policies(t.augment), notes=notes)
