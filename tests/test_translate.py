@@ -96,7 +96,8 @@ def test_an_editing_translator_with_the_identity_loss_is_warned():
 
 
 @pytest.mark.parametrize("output", [{"output": "image"}, {"output": "edit", "identity": 0.0},
-                                    {"output": "edit", "identity": 0.0, "upconv": "resize"}])
+                                    {"output": "edit", "identity": 0.0, "upconv": "resize"},
+                                    {"output": "edit", "identity": 0.0, "keep": 1.0}])
 def test_a_tiny_translator_learns_the_colour_shift_and_draws_round_trips(tmp_path, output):
     faces, labels = two_domains(32, seed=1)
     config = tiny(epochs=60, g_lr=1e-3, d_lr=1e-3, **output)
@@ -116,6 +117,14 @@ def test_a_tiny_translator_learns_the_colour_shift_and_draws_round_trips(tmp_pat
     assert {"loss_d", "d_real"} | ({"identity"} if config.model.family_settings.identity else set()) <= rows[-1].keys()
     grid = Image.open(summary["samples"])
     assert grid.width > 3 * 32 and grid.height > 8 * 32  # input | translated | back, 4 faces of each domain
+    if config.model.family_settings.keep:  # the attribute critic learnt to read the domain off real faces
+        assert rows[-1]["reader"] < rows[0]["reader"] and "keep" in rows[-1]
+        critics = models.build(config.model)[1]
+        critics.load_state_dict(final_state(tmp_path / "run")["discriminator"])
+        with torch.no_grad():
+            shown = torch.from_numpy(np.concatenate([plain, red])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            read = critics.reader(shown)[:, 0]
+        assert int((read[:8] < 0).sum() + (read[8:] > 0).sum()) >= 14  # of 16 faces it never saw
 
 
 class InterruptAfter(Observer):
@@ -127,8 +136,8 @@ class InterruptAfter(Observer):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("augment", ["", "color,translation,cutout"])
-def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path, augment):
+@pytest.mark.parametrize("changes", [{}, {"augment": "color,translation,cutout"}, {"keep": 1.0}])
+def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path, changes):
     faces, labels = two_domains(16, seed=2)  # 8 of each: 2 steps an epoch
 
     class Notes(Observer):
@@ -137,7 +146,7 @@ def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path, augment):
         def on_note(self, message):
             self.said.append(message)
 
-    config = tiny(epochs=3, mirror=True, augment=augment)
+    config = tiny(epochs=3, mirror=True, **changes)
     train(RunPlan(config, RunDir(tmp_path / "straight"), None), Notes(), images=faces, labels=labels)
     assert "domains: no Smiling 8 and Smiling 8 images" in Notes.said
     summary = train(RunPlan(config, RunDir(tmp_path / "cut"), None), InterruptAfter(3), images=faces, labels=labels)
@@ -146,7 +155,7 @@ def test_an_interrupted_translator_resumes_bit_for_bit(tmp_path, augment):
     straight, cut = final_state(tmp_path / "straight"), final_state(tmp_path / "cut")
     assert_same_training_state(straight, cut)
     assert int(cut["discriminator"]["pool_a.filled"]) == 4  # the pools came back from the checkpoint
-    if augment:  # the discriminators were shown augmented faces: they learnt something else
+    if "augment" in changes:  # the discriminators were shown augmented faces: they learnt something else
         train(RunPlan(tiny(epochs=3, mirror=True), RunDir(tmp_path / "plain"), None), images=faces, labels=labels)
         plain = final_state(tmp_path / "plain")["discriminator"]
         assert plain.keys() == straight["discriminator"].keys()

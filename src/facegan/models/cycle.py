@@ -68,6 +68,11 @@ class Settings:
                                           "stride-2 transposed convolution) or resize (nearest-neighbour doubling, "
                                           "then a 3x3 convolution: no uneven overlap, so no checkerboard, Odena et "
                                           "al. 2016)", choices=("transposed", "resize"))
+    keep: float = setting(0.0, "weight of the attribute loss (StarGAN's domain classification, Choi et al. 2018): "
+                               "an attribute critic, learnt beside the discriminators from real faces' labels, "
+                               "reads each translated face's domain attribute(s) and balance attributes, and both "
+                               "generators are asked for the target domain's and the source face's own; 0 = none "
+                               "(the authors' recipe)", (0, 1e6))
     decay_from: float = setting(0.5, "share of the run's steps after which both learning rates fall linearly to "
                                      "0 at its last step (1 = constant)", (0, 1))
 
@@ -201,6 +206,27 @@ class PatchDiscriminator(nn.Module):
         return self.body(images).flatten(1)
 
 
+class AttributeCritic(nn.Module):
+    """``count`` attribute logits of a face (``model.cycle.keep``): ``layers`` + 1 stride-2
+    4x4 convolutions with LeakyReLU 0.2 and no normalisation (StarGAN's discriminator
+    has none: instance norm would take out the colour an attribute can be), then a 3x3
+    convolution to ``count`` channels, averaged over the map."""
+
+    def __init__(self, width: int, layers: int, count: int):
+        super().__init__()
+        body: list[nn.Module] = []
+        channels = 3
+        for i in range(layers + 1):
+            out = width * min(2**i, 8)
+            body += [nn.Conv2d(channels, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+            channels = out
+        body += [nn.Conv2d(channels, count, 3, padding=1)]
+        self.body = nn.Sequential(*body)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(images).float().mean((2, 3))
+
+
 class ImagePool(nn.Module):
     """The last ``size`` fakes a discriminator was shown (Shrivastava et al. 2017): each
     new fake is, with probability 1/2, swapped for a random stored one, which the
@@ -233,12 +259,14 @@ class ImagePool(nn.Module):
 
 
 class Critics(nn.Module):
-    """Both discriminators (``a`` judges faces of domain A, ``b`` of B) and their pools."""
+    """Both discriminators (``a`` judges faces of domain A, ``b`` of B), their pools, and
+    with ``attributes`` > 0 the attribute critic of both domains' faces (``reader``)."""
 
-    def __init__(self, resolution: int, width: int, layers: int, pool: int):
+    def __init__(self, resolution: int, width: int, layers: int, pool: int, attributes: int = 0):
         super().__init__()
         self.a, self.b = PatchDiscriminator(width, layers), PatchDiscriminator(width, layers)
         self.pool_a, self.pool_b = ImagePool(pool, resolution), ImagePool(pool, resolution)
+        self.reader = AttributeCritic(width, layers, attributes) if attributes else None
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.b(images)
@@ -251,7 +279,8 @@ def _generator(m: ModelConfig) -> Translator:
 
 def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
     s: Settings = m.family_settings
-    generator, critics = _generator(m), Critics(m.resolution, m.d_width, s.d_layers, s.pool)
+    read = len(_data_attributes(m)) if s.keep else 0
+    generator, critics = _generator(m), Critics(m.resolution, m.d_width, s.d_layers, s.pool, read)
     for network in (generator, critics):  # the authors' init: N(0, 0.02), zero biases
         for layer in network.modules():
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -288,4 +317,8 @@ FAMILY = Family("cycle", "translator: a face of domain A <-> domain B, unpaired 
                 figures=(Figure("cycle", "cycle L1", "{:.4f}", panel="cycle error: A -> B -> A and B -> A -> B (L1)",
                                 progress=True, colour=(52, 101, 164)),
                          Figure("identity", "identity L1", "{:.4f}", panel="identity error (L1)", progress=True,
-                                colour=(117, 80, 123))))
+                                colour=(117, 80, 123)),
+                         Figure("keep", "attributes", "{:.3f}", panel="attribute losses (BCE): translations, real faces",
+                                progress=True, colour=(193, 125, 17)),
+                         Figure("reader", "attribute critic", "{:.3f}",
+                                panel="attribute losses (BCE): translations, real faces", colour=(78, 154, 6))))

@@ -12,6 +12,10 @@ smaller domain gives), and trains as CycleGAN does:
   weight ``identity`` x ``cycle``);
 - both discriminators, on real faces of their domain against fakes drawn half from a
   pool of past fakes (``pool``), each loss halved;
+- with ``keep`` > 0, an attribute critic (``Critics.reader``) learns the labels of real
+  faces of both domains (their domain attribute(s), then the balance attributes, BCE),
+  and each generator's translation is asked, at weight ``keep``, to read as the target
+  domain with the source face's own balance attributes (StarGAN's classification loss);
 - both learning rates constant for the first ``decay_from`` of the run's steps, then
   falling linearly to 0 at its last.
 """
@@ -43,7 +47,8 @@ GRID_FACES = 4  # faces of each domain in the sample grid: input | translated | 
 
 
 class DomainLoader:
-    """A batch of each domain per step, from two loaders of their own orders."""
+    """A batch of each domain per step, from two loaders of their own orders, with their
+    labels (the domain attribute(s), then the balance attributes)."""
 
     def __init__(self, a: BatchLoader, b: BatchLoader):
         self.a, self.b = a, b
@@ -52,9 +57,9 @@ class DomainLoader:
     def steps_per_epoch(self) -> int:
         return min(self.a.steps_per_epoch, self.b.steps_per_epoch)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for (a, _), (b, _) in zip(self.a.epoch(epoch, start), self.b.epoch(epoch, start)):
-            yield a, b
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        for (a, labels_a), (b, labels_b) in zip(self.a.epoch(epoch, start), self.b.epoch(epoch, start)):
+            yield a, b, labels_a, labels_b
 
 
 @dataclass
@@ -71,6 +76,7 @@ class TranslatorTraining(TwoNetworks):
     to_a: torch.nn.Module
     judge_a: torch.nn.Module
     judge_b: torch.nn.Module
+    reader: torch.nn.Module | None  # the attribute critic as the step calls it (model.cycle.keep)
     loader: DomainLoader
     average: MovingAverage | None
     total_steps: int  # where the learning rates reach 0
@@ -81,7 +87,7 @@ class TranslatorTraining(TwoNetworks):
     steps_taken: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         with distributed.own_randomness(self.world, self.config.train.seed, self.steps_taken, self.device):
             return self._step(*batch)
 
@@ -96,7 +102,8 @@ class TranslatorTraining(TwoNetworks):
     def family_settings(self) -> cycle.Settings:
         return self.config.model.family_settings
 
-    def _step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _step(self, real_a: torch.Tensor, real_b: torch.Tensor, labels_a: torch.Tensor,
+              labels_b: torch.Tensor) -> dict[str, torch.Tensor]:
         self.steps_taken += 1
         own, t = self.family_settings, self.config.train
         factor = self.rate_factor(self.steps_taken)
@@ -109,26 +116,36 @@ class TranslatorTraining(TwoNetworks):
             self.discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
             adversarial = (least_squares(self.judge_b(self.shown(fake_b)), 1.0)
                            + least_squares(self.judge_a(self.shown(fake_a)), 1.0))
+            if self.reader is not None:
+                # asked for: the target domain's attribute columns (alike across a domain), the source's others
+                shared = len(cycle.domain_attributes(own.domains))
+                wanted_b = torch.cat([labels_b[:, :shared], labels_a[:, shared:]], 1)
+                wanted_a = torch.cat([labels_a[:, :shared], labels_b[:, shared:]], 1)
+                kept = (F.binary_cross_entropy_with_logits(self.reader(fake_b), wanted_b)
+                        + F.binary_cross_entropy_with_logits(self.reader(fake_a), wanted_a))
             self.discriminator.requires_grad_(True)
         cycled = F.l1_loss(back_a.float(), real_a) + F.l1_loss(back_b.float(), real_b)
         loss = adversarial + own.cycle * cycled
         figures = {"loss_g": adversarial.detach(), "cycle": cycled.detach() / 2}
+        if self.reader is not None:
+            loss = loss + own.keep * kept
+            figures["keep"] = kept.detach() / 2
         if own.identity:
             with self.fast.autocast(self.device):
                 same_b, same_a = self.to_b(real_b), self.to_a(real_a)
-            kept = F.l1_loss(same_b.float(), real_b) + F.l1_loss(same_a.float(), real_a)
-            loss = loss + own.identity * own.cycle * kept
-            figures["identity"] = kept.detach() / 2
+            same = F.l1_loss(same_b.float(), real_b) + F.l1_loss(same_a.float(), real_a)
+            loss = loss + own.identity * own.cycle * same
+            figures["identity"] = same.detach() / 2
         self.g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.g_optimizer.step()
-        figures.update(self._critics_step(fake_a.detach(), fake_b.detach(), real_a, real_b))
+        figures.update(self._critics_step(fake_a.detach(), fake_b.detach(), real_a, real_b, labels_a, labels_b))
         if self.average is not None:
             self.average.update(self.generator, t.batch_size, self.steps_taken * t.batch_size)
         return figures
 
-    def _critics_step(self, fake_a: torch.Tensor, fake_b: torch.Tensor, real_a: torch.Tensor,
-                      real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _critics_step(self, fake_a: torch.Tensor, fake_b: torch.Tensor, real_a: torch.Tensor, real_b: torch.Tensor,
+                      labels_a: torch.Tensor, labels_b: torch.Tensor) -> dict[str, torch.Tensor]:
         draws = torch.Generator().manual_seed(
             int(np.random.SeedSequence([self.config.train.seed, self.steps_taken]).generate_state(1)[0]))
         shown_a = self._from_pool(self.discriminator.pool_a, fake_a, draws)
@@ -136,12 +153,18 @@ class TranslatorTraining(TwoNetworks):
         with self.fast.autocast(self.device):
             real_scores = self.judge_a(self.shown(real_a)).float(), self.judge_b(self.shown(real_b)).float()
             fake_scores = self.judge_a(self.shown(shown_a)).float(), self.judge_b(self.shown(shown_b)).float()
+            if self.reader is not None:  # the attribute critic learns from real faces only
+                read = (F.binary_cross_entropy_with_logits(self.reader(real_a), labels_a)
+                        + F.binary_cross_entropy_with_logits(self.reader(real_b), labels_b))
         loss = sum(0.5 * (least_squares(r, 1.0) + least_squares(f, 0.0)) for r, f in zip(real_scores, fake_scores))
+        figures = {"d_real": torch.cat(real_scores, 1).mean().detach(), "d_fake": torch.cat(fake_scores, 1).mean().detach()}
+        if self.reader is not None:
+            loss = loss + read
+            figures["reader"] = read.detach() / 2
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.d_optimizer.step()
-        return {"loss_d": loss.detach(), "d_real": torch.cat(real_scores, 1).mean().detach(),
-                "d_fake": torch.cat(fake_scores, 1).mean().detach()}
+        return {"loss_d": loss.detach(), **figures}
 
     def shown(self, images: torch.Tensor) -> torch.Tensor:
         """What a discriminator is shown of ``images``: augmented, when ``train.augment`` asks."""
@@ -206,14 +229,16 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     fast, generator, critics, optimizers = networks.seeded_pair(config, device, images.nbytes, world)
     faces_a, faces_b = images[kept[0]], images[kept[1]]
     loaders = [BatchLoader(faces, t.batch_size, t.seed + k, device, generator.output_range, config.data.mirror,
-                           channels_last=fast.channels_last, on_device=fast.data_on_device,
-                           shard=(world.rank, world.size)) for k, faces in enumerate((faces_a, faces_b))]
+                           channels_last=fast.channels_last, on_device=fast.data_on_device, labels=labels[index],
+                           shard=(world.rank, world.size))
+               for k, (faces, index) in enumerate(zip((faces_a, faces_b), kept))]
     loader = DomainLoader(*loaders)
     total = min(t.epochs * loader.steps_per_epoch, t.max_steps or t.epochs * loader.steps_per_epoch)
     rng = np.random.default_rng(t.seed)
     shown = tuple(faces[np.sort(rng.choice(len(faces), min(GRID_FACES, len(faces)), replace=False))]
                   for faces in (faces_a, faces_b))
     prepared = [speed.prepare_network(network, fast) for network in (generator.to_b, generator.to_a, critics.a, critics.b)]
+    reader = speed.prepare_network(critics.reader, fast) if critics.reader is not None else None
     sizes = f"{names[0]} {len(kept[0]):,} and {names[1]} {len(kept[1]):,} images"
     note = (f"domains: {sizes}, balanced on {own.balance} (of {int(in_a.sum()):,} and {int(in_b.sum()):,})"
             if own.balance else f"domains: {sizes}")
@@ -221,6 +246,6 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     if own.output == "edit" and own.identity:
         notes.append("model.cycle.output edit starts at the identity, which the identity loss rewards: it can hold "
                      "the generators there (docs/experiments.md, translation round 2); --identity 0 lets them move")
-    return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, loader,
+    return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, reader, loader,
                               MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world,
                               augment_policies=augment.policies(t.augment), notes=notes)
