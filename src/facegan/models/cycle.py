@@ -73,6 +73,9 @@ class Settings:
                                "reads each translated face's domain attribute(s) and balance attributes, and both "
                                "generators are asked for the target domain's and the source face's own; 0 = none "
                                "(the authors' recipe)", (0, 1e6))
+    smooth: float = setting(0.0, "weight of a total-variation penalty on each translation's change to its photo "
+                                 "(mean L1 of the change's differences between neighbouring pixels): a change "
+                                 "without grain; 0 = none", (0, 1e6))
     decay_from: float = setting(0.5, "share of the run's steps after which both learning rates fall linearly to "
                                      "0 at its last step (1 = constant)", (0, 1))
 
@@ -318,6 +321,8 @@ FAMILY = Family("cycle", "translator: a face of domain A <-> domain B, unpaired 
                                 progress=True, colour=(52, 101, 164)),
                          Figure("identity", "identity L1", "{:.4f}", panel="identity error (L1)", progress=True,
                                 colour=(117, 80, 123)),
+                         Figure("smooth", "change TV", "{:.4f}", panel="total variation of the change (L1)",
+                                progress=True, colour=(204, 0, 0)),
                          Figure("keep", "attributes", "{:.3f}", panel="attribute losses (BCE): translations, real faces",
                                 progress=True, colour=(193, 125, 17)),
                          Figure("reader", "attribute critic", "{:.3f}",

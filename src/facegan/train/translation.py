@@ -12,6 +12,9 @@ smaller domain gives), and trains as CycleGAN does:
   weight ``identity`` x ``cycle``);
 - both discriminators, on real faces of their domain against fakes drawn half from a
   pool of past fakes (``pool``), each loss halved;
+- with ``smooth`` > 0, each translation's change to its photo (translation - photo) is
+  penalised by its total variation, at weight ``smooth`` (a grainy change costs, a smooth
+  one little);
 - with ``keep`` > 0, an attribute critic (``Critics.reader``) learns the labels of real
   faces of both domains (their domain attribute(s), then the balance attributes, BCE),
   and each generator's translation is asked, at weight ``keep``, to read as the target
@@ -127,6 +130,10 @@ class TranslatorTraining(TwoNetworks):
         cycled = F.l1_loss(back_a.float(), real_a) + F.l1_loss(back_b.float(), real_b)
         loss = adversarial + own.cycle * cycled
         figures = {"loss_g": adversarial.detach(), "cycle": cycled.detach() / 2}
+        if own.smooth:
+            grain = total_variation(fake_b.float() - real_a) + total_variation(fake_a.float() - real_b)
+            loss = loss + own.smooth * grain
+            figures["smooth"] = grain.detach() / 2
         if self.reader is not None:
             loss = loss + own.keep * kept
             figures["keep"] = kept.detach() / 2
@@ -195,6 +202,12 @@ class TranslatorTraining(TwoNetworks):
 def least_squares(scores: torch.Tensor, target: float) -> torch.Tensor:
     """LSGAN's loss (Mao et al. 2017): the mean squared distance of the scores from the target."""
     return (scores.float() - target).pow(2).mean()
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """The mean absolute difference between neighbouring pixels, down and across, summed."""
+    return ((images[:, :, 1:] - images[:, :, :-1]).abs().mean()
+            + (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean())
 
 
 def write_round_trips(translator: torch.nn.Module, faces_a: np.ndarray, faces_b: np.ndarray,
