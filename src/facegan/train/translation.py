@@ -86,6 +86,7 @@ class TranslatorTraining(TwoNetworks):
     grid_faces: tuple[np.ndarray, np.ndarray]  # uint8 faces of A and of B the grid shows every time
     world: World = ALONE
     augment_policies: tuple[str, ...] = ()  # train.augment, parsed once
+    domain_columns: int = 1  # the labels' leading columns that name the domain (model.cycle.domains), parsed once
     conditions: Conditions | None = None  # translators take no labels
     steps_taken: int = 0
     notes: list[str] = field(default_factory=list)
@@ -121,7 +122,7 @@ class TranslatorTraining(TwoNetworks):
                            + least_squares(self.judge_a(self.shown(fake_a)), 1.0))
             if self.reader is not None:
                 # asked for: the target domain's attribute columns (alike across a domain), the source's others
-                shared = len(cycle.domain_attributes(own.domains))
+                shared = self.domain_columns
                 wanted_b = torch.cat([labels_b[:, :shared], labels_a[:, shared:]], 1)
                 wanted_a = torch.cat([labels_a[:, :shared], labels_b[:, shared:]], 1)
                 kept = (F.binary_cross_entropy_with_logits(self.reader(fake_b), wanted_b)
@@ -261,4 +262,4 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
                      "the generators there (docs/experiments.md, translation round 2); --identity 0 lets them move")
     return TranslatorTraining(config, device, fast, family, generator, critics, *optimizers, *prepared, reader, loader,
                               MovingAverage(generator, t.ema_kimg) if t.ema_kimg > 0 else None, total, shown, world,
-                              augment_policies=augment.policies(t.augment), notes=notes)
+                              augment_policies=augment.policies(t.augment), domain_columns=shared, notes=notes)
