@@ -160,6 +160,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = args.cases or (["thesis128:16", "thesis128:128", "dcgan64:128"] if cuda else ["thesis128:16", "dcgan64:128", "demo:32"])
+    for case in cases:  # the steps timed here are a generator's: latents in, faces out
+        kind = models.family_of(configure.preset(parse_case(case)[0]).model).kind
+        if kind != "generator":
+            parser.error(f"{case}: a {kind}; this benchmark times generators only (a {kind}'s training speed: "
+                         "facegan train --preset PRESET --max-steps 100 --log-every 20, images_per_s in metrics.jsonl)")
     # bf16 is left out on a CPU by default: without native bf16 it ran 10-15x slower there
     variants = args.variants or (["eager", "fast"] if cuda else [v for v in VARIANTS if v != "bf16"])
     seconds = args.seconds or (3.0 if cuda else 10.0)
