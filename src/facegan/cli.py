@@ -302,7 +302,7 @@ def build_parser(setting_flags: bool = True) -> argparse.ArgumentParser:
     add_threads_flag(upscale)
 
     edit = commands.add_parser(
-        "edit", help="edit faces in photos with a translator: add or remove a smile, change hair colour",
+        "edit", help="edit faces in photos with a translator: add or remove a smile, or what one you trained makes",
         description="Edit the face in an image, or in every image of a folder, with translators (shipped ones by "
                     "default, or --translator): the image is centre-cropped to a square and resized to the "
                     "translator's size, as facegan prepare makes training faces (--crop none: the whole image, "
