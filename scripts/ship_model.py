@@ -53,6 +53,8 @@ def card_figures(state: checkpoint.TrainingState, evaluation: dict, fid_floor: f
         "attributes": {name: {"samples": round(r["samples"], 3), "real": round(r["real_classified"], 3)}
                        for name, r in evaluation["attributes"].items()},
     }
+    if config["train"].get("start_from"):  # a second stage: its hours are on top of those of what it started from
+        card["started_from"] = Path(config["train"]["start_from"]).name
     if "conditional" in evaluation:  # how often the classifier reads each attribute as asked for
         card["followed"] = {name: round(r["balanced"], 3) for name, r in evaluation["conditional"].items()}
     for path, reader in evaluation.get("readers", {}).items():  # the same, by the independent reader (one)

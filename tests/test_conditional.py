@@ -20,7 +20,7 @@ from facegan.metrics.evaluate import conditional_accuracy, label_diversity
 from facegan.data.cache import open_cache
 from facegan.train.run import plan as run_plan
 from facegan.train.steps import STEPS, Objective
-from facegan.train.trainer import train
+from facegan.train.trainer import Observer, train
 from tests.conftest import tiny_config, tiny_plan
 from tests.test_attributes import labelled_celeba
 from tests.test_evaluate import needs_inception
@@ -379,3 +379,55 @@ def test_a_run_with_the_mode_seeking_term_logs_its_ratio(conditional_run, tmp_pa
     assert train(plan)["step"] == 4
     rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
     assert len(rows) == 2 and all(r["ms"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("preset", ["cfaces64", "cfast64"])
+def test_an_unconditional_generator_made_conditional_draws_as_before(preset):
+    """from_unconditional: the conditional copy of a plain generator (batch norms with
+    their own scales and statistics, not the init's) draws exactly what it drew, for any
+    labels, in training and in eval mode; a wider network does not fit."""
+    from facegan.models.conditioning import from_unconditional
+
+    plain_config = tiny_config(preset, resolution=32, attributes="", attribute_loss=0.0)
+    torch.manual_seed(0)
+    plain, _ = models.build(plain_config.model)
+    with torch.no_grad():
+        for module in plain.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-0.5, 0.5)
+                module.running_mean.uniform_(-0.2, 0.2), module.running_var.uniform_(0.5, 2)
+    conditional, _ = models.build(tiny_config(preset, resolution=32, attributes="Male,Smiling").model)
+    conditional.load_state_dict(from_unconditional(conditional, plain.state_dict()))
+    z, labels = torch.randn(6, plain.z_dim), torch.tensor([[0.0, 0], [1, 0], [0, 1], [1, 1], [1, 0], [0, 1]])
+    for mode in ("train", "eval"):
+        plain.train(mode == "train"), conditional.train(mode == "train")
+        assert torch.allclose(conditional(z, labels), plain(z), atol=1e-6), mode
+    trained = conditional.state_dict()
+    conditional.load_state_dict({k: v + 0.1 if ".gamma.weight" in k else v for k, v in trained.items()})
+    assert not torch.allclose(conditional(z, labels), plain(z), atol=1e-3)  # the labels' terms do act
+    wider, _ = models.build(tiny_config(preset, resolution=32, attributes="Male", g_width=16).model)
+    with pytest.raises((KeyError, ValueError)):
+        from_unconditional(wider, plain.state_dict())
+
+
+def test_a_conditional_run_starts_from_an_unconditional_one(conditional_run, tmp_path):
+    """train.start_from an unconditional run of the same network: the note says how it
+    started; one of another width is refused by name."""
+    base, _, _ = conditional_run
+    plain = train(tiny_plan(tmp_path / "plain", "faces64", data=str(base / "cache"), max_steps=2, g_width=16,
+                            d_width=16))
+    seen = []
+
+    class Notes(Observer):
+        def on_note(self, message: str) -> None:
+            seen.append(message)
+
+    plan = tiny_plan(tmp_path / "cond", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), g_width=16,
+                     d_width=16, max_steps=2, start_from=str(tmp_path / "plain"))
+    assert train(plan, Notes())["step"] == 2
+    assert any("made conditional (the labels' terms start at zero)" in note for note in seen), seen
+    generator, _, conditions = sample.load_generator(plain["checkpoint"], CPU)
+    assert generator.conditions == 0 and conditions is None
+    with pytest.raises(FaceganError, match="not this run's"):
+        train(tiny_plan(tmp_path / "wide", "cfaces64", attributes="Male", data=str(base / "cache"), g_width=32,
+                        d_width=16, max_steps=1, start_from=str(tmp_path / "plain")))

@@ -652,7 +652,8 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{model['resolution']} px, {kind}, {found['precision']} weights")
         if card:
             print(f"  trained on {card['data']} ({card['images']:,} images), {card['images_seen']:,} images seen, "
-                  f"{card['training_hours']:.1f} h (with its evaluations) on {card['hardware']}")
+                  f"{card['training_hours']:.1f} h (with its evaluations) on {card['hardware']}"
+                  + (f", starting from {card['started_from']}" if card.get("started_from") else ""))
             shown = [(f, v) for f, v in registry.in_row(card) if f.needs != "training" and not f.name.endswith("_floor")]
             print("  " + ", ".join(f"{f.label} {f.show(v)}" + (f" (real photos: {f.show(card[f.name + '_floor'])})"
                                                                if f.name + "_floor" in card else "")
@@ -660,10 +661,17 @@ def cmd_models(args: argparse.Namespace) -> int:
             if card.get("attributes"):
                 print("  attributes, its faces (real photos): " + ", ".join(
                     f"{name} {shares['samples']:.0%} ({shares['real']:.0%})" for name, shares in card["attributes"].items()))
-            if "followed" in card:
+            if "followed_by_reader" in card:
+                print("  read as asked for by an independent reader (balanced): " + ", ".join(
+                    f"{attribute} {share:.0%}" for attribute, share in card["followed_by_reader"].items()))
+            elif "followed" in card:
                 shares = card["followed"].values()
                 print(f"  each attribute read as asked for in {min(shares):.0%}-{max(shares):.0%} of its faces")
-        print(f"  facegan generate --model {name} -n 16 --out faces.png")
+            if card.get("label_diversity"):
+                shares = [row["diversity"] for row in card["label_diversity"]]
+                print(f"  diversity within a label set {min(shares):.2f}-{max(shares):.2f}")
+        asked = f" --attr {model['attributes'].split(',')[0]}=1" if found["conditions"] else ""
+        print(f"  facegan generate --model {name}{asked} -n 16 --out faces.png")
     print("the model card: docs/model-card.md")
     return 0
 

@@ -109,7 +109,9 @@ class TrainConfig:
     checkpoint_every: int = setting(0, "also save a checkpoint every N steps inside an epoch (the newest such one "
                                        "is kept); 0 = only at epoch ends and stops", (0, 10**12))
     start_from: str = setting("", "a new run's generator (an upscaler's network) starts from this checkpoint, run "
-                                  "directory or generator file's, as a second stage starts from the first; its "
+                                  "directory, generator file or shipped model's, as a second stage starts from the first (a "
+                                  "conditional run may start from an unconditional generator of the same size: it "
+                                  "draws as that one did until it learns the labels); its "
                                   "discriminator and optimisers start fresh; not read on resume; empty = from scratch")
     checkpoint_minutes: float = setting(15.0, "also save a checkpoint once this many minutes have passed since the "
                                               "last (the newest such one is kept); 0 = off", (0, 1e6))

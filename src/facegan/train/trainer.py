@@ -27,6 +27,7 @@ from facegan.conditions import Conditions
 from facegan.data import load_images
 from facegan.devices import resolve_device
 from facegan.errors import FaceganError
+from facegan.models import conditioning
 from facegan.train import distributed, report
 from facegan.train.distributed import World
 from facegan.train.kinds import KINDS, Training
@@ -189,13 +190,21 @@ def start_from(setup: Training, source: str, kind: str) -> str:
     except FaceganError as error:
         raise FaceganError(f"train.start_from: {error}") from None
     loaded, _, _ = sample.load_generator(path, torch.device("cpu"), kind)
+    weights, how = loaded.state_dict(), ""
+    if getattr(setup.generator, "conditions", 0) and not getattr(loaded, "conditions", 0):
+        try:  # an unconditional generator made conditional: it draws as before until the labels' terms learn
+            weights = conditioning.from_unconditional(setup.generator, weights)
+        except (KeyError, ValueError) as error:
+            raise FaceganError(f"train.start_from: {path}'s network is not this run's without its labels ({error}); "
+                               "start from a run of the same family and size") from None
+        how = " made conditional (the labels' terms start at zero)"
     try:
-        setup.start_from(loaded.state_dict())
+        setup.start_from(weights)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[1:2] or [str(error)]
         raise FaceganError(f"train.start_from: {path}'s network is not this run's ({first[0].strip()}); start from "
                            "a run of the same family and size") from None
-    return f"starting from {path}'s {kind}; its discriminator and optimisers start fresh"
+    return f"starting from {path}'s {kind}{how}; its discriminator and optimisers start fresh"
 
 
 class Session:
