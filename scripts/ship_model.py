@@ -63,7 +63,8 @@ def card_figures(state: checkpoint.TrainingState, evaluation: dict, fid_floor: f
                           "trained_on": reader["train_split"],
                           "test_balanced_accuracy": {n: round(a, 3) for n, a in reader["test_balanced_accuracy"].items()}}
     if "label_diversity" in evaluation:
-        card["label_diversity"] = [{"labels": row["labels"], "diversity": round(row["diversity"], 3)}
+        card["label_diversity"] = [{"labels": row["labels"], "diversity": round(row["diversity"], 3),
+                                    **({"real_diversity": round(row["real_diversity"], 3)} if "real_diversity" in row else {})}
                                    for row in evaluation["label_diversity"]]
     return card
 

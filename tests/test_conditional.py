@@ -310,6 +310,11 @@ def test_evaluate_reports_conditional_accuracy(conditional_run, tmp_path, capsys
     assert len(report["label_diversity"]) == 4  # the four label sets of two attributes, most common first
     shares = [row["share"] for row in report["label_diversity"]]
     assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1)
+    labels = open_cache(base / "cache").attribute_columns(("Male", "Smiling"))
+    for row in report["label_diversity"]:  # photos of a set measured wherever the cache has 4 of them
+        sharing = (labels == [row["labels"]["Male"], row["labels"]["Smiling"]]).all(axis=1).sum()
+        assert ("real_diversity" in row) == (sharing >= 4), (row, sharing)
+    assert "photos of this set" in out
     # refused in one line: readers without the classifier, label sets of an unconditional model
     assert main(["evaluate", "--run", str(base / "run"), "--real", str(base / "cache"), "--n", "8",
                  "--reader", str(other)]) == 2
@@ -347,6 +352,14 @@ def test_diversity_within_a_label_set_finds_one_face_per_label(conditional_run):
     assert [row["labels"] for row in varied] == [row["labels"] for row in collapsed]
     assert all(row["diversity"] < 0.01 for row in collapsed), collapsed  # identical faces (to rounding)
     assert all(row["diversity"] > 0.3 for row in varied), varied
+    assert all("real_diversity" not in row for row in varied)  # no photos given, no ceiling
+    # photos sharing a set give its ceiling; a set with fewer than n photos gets none
+    images = open_cache(base / "cache").images[:16]
+    first_set_only = np.repeat(conditions.rows[np.argmax(conditions.counts)][None], len(images), axis=0)
+    ceiling = label_diversity(PaintedByLabel(True), conditions, inception, real, 8, 0, CPU, sets=2,
+                              photos=(images, first_set_only))
+    assert 0.5 < ceiling[0]["real_diversity"] < 2 and "real_diversity" not in ceiling[1], ceiling
+    assert [row["diversity"] for row in ceiling] == [row["diversity"] for row in varied]
 
 
 def test_the_mode_seeking_term_pairs_labels_and_pushes_paired_faces_apart():

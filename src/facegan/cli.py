@@ -669,7 +669,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"  each attribute read as asked for in {min(shares):.0%}-{max(shares):.0%} of its faces")
             if card.get("label_diversity"):
                 shares = [row["diversity"] for row in card["label_diversity"]]
-                print(f"  diversity within a label set {min(shares):.2f}-{max(shares):.2f}")
+                photos = [row["real_diversity"] for row in card["label_diversity"] if "real_diversity" in row]
+                print(f"  diversity within a label set {min(shares):.2f}-{max(shares):.2f}"
+                      + (f" (photos sharing a label set: {min(photos):.2f}-{max(photos):.2f})" if photos else ""))
         asked = f" --attr {model['attributes'].split(',')[0]}=1" if found["conditions"] else ""
         print(f"  facegan generate --model {name}{asked} -n 16 --out faces.png")
     print("the model card: docs/model-card.md")
@@ -859,7 +861,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{args.label_n:,} photos of every kind)")
         for row in r["label_diversity"]:
             shown = ",".join(f"{name}={value}" for name, value in row["labels"].items())
-            print(f"    {row['diversity']:>6.3f}  {shown}  ({row['share']:.1%} of the training images)")
+            photos = f", photos of this set {row['real_diversity']:.3f}" if "real_diversity" in row else ""
+            print(f"    {row['diversity']:>6.3f}  {shown}  ({row['share']:.1%} of the training images{photos})")
     print(f"  {r['seconds']:.1f} s, {r['inception_images_per_s']:.1f} images/s through Inception"
           + (" (reference features from cache)" if r["reference_features_cached"] else ""))
     if args.json:

@@ -197,22 +197,35 @@ LABEL_SETS = 4  # the most common label combinations whose samples' diversity ev
 
 def label_diversity(generator: torch.nn.Module, conditions: Conditions, inception: Inception,
                     real_features: np.ndarray, n: int, seed: int, device: torch.device,
-                    sets: int = LABEL_SETS, progress: Progress | None = None) -> list[dict[str, Any]]:
+                    sets: int = LABEL_SETS, progress: Progress | None = None,
+                    photos: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """``evaluate``'s diversity of ``n`` samples that all share one label set, for each of
     the ``sets`` combinations most common in the training data: the median distance from
     each sample to its nearest other, over the same among ``n`` real images of every kind
     (so a model whose faces differ within a label set as much as photos differ at all
     scores 1; photos sharing a label set are themselves a little less varied). A model
     that draws one face per label scores near 0 here while its overall diversity, over
-    samples of many labels, can look fine."""
+    samples of many labels, can look fine.
+
+    With ``photos`` (the reference images and their 0/1 labels in ``conditions.names``
+    order), each row also gives ``real_diversity``: the same measure for ``n`` photos
+    sharing that label set (where the reference has that many), the ceiling a model that
+    draws such faces as varied as the photos reaches."""
     real = real_features[subset(len(real_features), n, seed)]
     rows = []
     for r in np.argsort(-conditions.counts, kind="stable")[:sets]:
         wanted = {name: int(v) for name, v in zip(conditions.names, conditions.rows[r])}
         labels = np.repeat(conditions.rows[r][None].astype(np.float32), n, axis=0)
         features = inception.features(samples_of(generator, n, seed + 7 + len(rows), device, labels), progress=progress)
-        rows.append({"labels": wanted, "share": float(conditions.counts[r] / conditions.counts.sum()),
-                     "diversity": distances.diversity(real, features)})
+        row = {"labels": wanted, "share": float(conditions.counts[r] / conditions.counts.sum()),
+               "diversity": distances.diversity(real, features)}
+        if photos is not None:
+            images, labels = photos
+            sharing = np.flatnonzero((labels == conditions.rows[r][None]).all(axis=1))
+            if len(sharing) >= n:
+                chosen = sharing[subset(len(sharing), n, seed)]
+                row["real_diversity"] = distances.diversity(real, inception.features(images[chosen], progress=progress))
+        rows.append(row)
     return rows
 
 
@@ -294,9 +307,12 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
             for other, accuracy in zip(more_readers, found[1:]):
                 figures["readers"][str(other.path)]["conditional"] = accuracy
     if label_n:
-        phase(f"diversity within label sets ({LABEL_SETS} sets of {label_n:,} samples through Inception)")
+        phase(f"diversity within label sets ({LABEL_SETS} sets of {label_n:,} samples, and as many photos of each set, through Inception)")
+        photos = None
+        if "attributes" in cache.labels:  # photos sharing each label set give its ceiling
+            photos = (cache.images, cache.attribute_columns(tuple(conditions.names)).astype(np.uint8))
         figures["label_diversity"] = label_diversity(generator, conditions, inception, real_features, label_n, seed,
-                                                     device, progress=progress)
+                                                     device, progress=progress, photos=photos)
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),
