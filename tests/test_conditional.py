@@ -444,3 +444,33 @@ def test_a_conditional_run_starts_from_an_unconditional_one(conditional_run, tmp
     with pytest.raises(FaceganError, match="not this run's"):
         train(tiny_plan(tmp_path / "wide", "cfaces64", attributes="Male", data=str(base / "cache"), g_width=32,
                         d_width=16, max_steps=1, start_from=str(tmp_path / "plain")))
+
+
+def test_the_shipped_conditional_model_takes_attributes_without_training(tmp_path, capsys):
+    """celeba64-attr from a fresh install: --attr and --vary work, a changed label changes
+    the face while different latents with the same labels give different faces, and
+    `facegan models` prints its card's reader accuracy and diversity within a label set."""
+    from facegan import generator_file, pretrained
+
+    path = pretrained.path("celeba64-attr")
+    card = generator_file.card(path)
+    assert set(card["followed_by_reader"]) >= {"Male", "Smiling", "Eyeglasses", "Blond_Hair", "Black_Hair"}
+    assert card["started_from"] == "celeba64" and len(card["label_diversity"]) == 4
+    assert main(["generate", "--model", "celeba64-attr", "--attr", "Male=1,Smiling=0", "-n", "4", "--seed", "3",
+                 "--out", str(tmp_path / "men.png")]) == 0
+    assert main(["generate", "--model", "celeba64-attr", "--vary", "Eyeglasses", "-n", "4", "--seed", "3",
+                 "--out", str(tmp_path / "glasses.png")]) == 0
+    grid = np.asarray(Image.open(tmp_path / "glasses.png")).astype(np.float32)
+    side = (grid.shape[1] - 2) // 4 - 2  # a 4-column grid with 2-pixel gaps
+    faces = [grid[2 + r * (side + 2): 2 + r * (side + 2) + side, 2 + c * (side + 2): 2 + c * (side + 2) + side]
+             for r in range(2) for c in range(4)]
+    assert side == 64 and grid.shape[0] == 2 + 2 * (side + 2)
+    without, with_ = faces[:4], faces[4:]
+    assert all(np.abs(a - b).mean() > 2 for a, b in zip(without, with_))  # asking for glasses changes each face
+    assert min(np.abs(a - b).mean() for i, a in enumerate(without) for b in without[i + 1:]) > 10  # other people
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert "celeba64-attr: projected, 64 px, conditional on Male," in listed
+    assert "read as asked for by an independent reader (balanced): Male" in listed
+    assert "diversity within a label set" in listed and "starting from celeba64" in listed

@@ -2,7 +2,8 @@
 in one folder, on tiny data: each must work after the commands before it.
 
 What is made smaller, and nothing else: training stops after two steps on 128 built-in
-faces or on stand-ins of the user's files (a CelebA-layout folder, photos, a zip), the
+faces or on stand-ins of the user's files (a CelebA-layout folder, photos, a zip; the
+train split's 40 in batches of 8), the
 demo after three seconds, evaluations compare 8 images (4 per label set), a translator trains
 on every stand-in (too few to balance) two at a time, the
 classifier trains one epoch, a projection takes two steps. A checkpoint the README names by its step in a full run
@@ -64,6 +65,8 @@ def smaller(argv: list[str], work: Path) -> list[str]:
             rest += ["--synthetic-count", "128"]  # one batch of the largest preset batch
         if "~/photos" in " ".join(argv) or any(a.endswith("photos") for a in rest):
             rest += ["--batch-size", "4"]
+        if any(a.endswith("-train") for a in rest):  # the train split's 40 stand-ins: less than a batch of 64
+            rest += ["--batch-size", "8"]
         if "smile64" in rest:  # 40 random stand-ins: too few to balance
             rest += ["--balance", "", "--batch-size", "2"]
     elif command == "demo":

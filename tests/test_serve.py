@@ -193,13 +193,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(conditional_file, upscaler_file, translator_file):
-    """`facegan serve` as a real process on a free port, until the test ends."""
+def serve_process(*arguments: str):
+    """`facegan serve ARGUMENTS` as a real process on a free port: its page's address."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "facegan", "serve", "--checkpoint", str(conditional_file),
-                                "--upscale", str(upscaler_file), "--translator", str(translator_file),
-                                "--port", str(port), "--threads", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "facegan", "serve", *arguments, "--port", str(port),
+                                "--threads", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 60
@@ -220,6 +218,20 @@ def server(conditional_file, upscaler_file, translator_file):
     process.wait(timeout=20)
 
 
+@pytest.fixture
+def server(conditional_file, upscaler_file, translator_file):
+    """`facegan serve` of the small test files, until the test ends."""
+    yield from serve_process("--checkpoint", str(conditional_file), "--upscale", str(upscaler_file),
+                             "--translator", str(translator_file))
+
+
+@pytest.fixture
+def shipped_server():
+    """`facegan serve --model celeba64-attr`: the shipped conditional model, with the
+    shipped upscaler and translator it is given by default."""
+    yield from serve_process("--model", "celeba64-attr")
+
+
 class Served(str):
     """The served page's address, with the server process beside it."""
 
@@ -232,7 +244,9 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium)")
-def test_the_page_in_a_real_browser(server, tmp_path):
+def test_the_page_in_a_real_browser(shipped_server, tmp_path):
+    """The page of the shipped conditional model (celeba64-attr) in Chromium: new faces,
+    its attribute controls, the seed box, the slider, the shipped upscaler and translator."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
     def sources(page) -> list[str]:
@@ -240,14 +254,17 @@ def test_the_page_in_a_real_browser(server, tmp_path):
 
     def rendered(page) -> None:  # every face decoded and drawn, not just a tag
         page.wait_for_function("() => { const imgs = [...document.querySelectorAll('img.face')];"
-                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 32); }")
+                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 64); }")
 
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page()
-        page.goto(server)
+        page.goto(shipped_server)
         rendered(page)
         first = sources(page)
+        controls = page.eval_on_selector_all("select[id^='attr-']", "s => s.map(e => e.id)")
+        assert controls == [f"attr-{name}" for name in ("Male", "Young", "Smiling", "Eyeglasses", "Blond_Hair",
+                                                       "Black_Hair", "Wearing_Hat", "Heavy_Makeup")]
         assert len(set(first)) == 16
 
         page.click("#new")  # a new seed: new faces
@@ -278,11 +295,11 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         page.wait_for_function("() => document.getElementById('status').textContent.startsWith('seed 5')")
         assert page.text_content("#status").startswith("seed 5")
 
-        assert "larger: 64 px" in page.text_content("#larger-box")  # larger faces: the same faces, upscaled
+        assert "larger: 128 px" in page.text_content("#larger-box")  # larger faces: the same faces, upscaled
         with page.expect_response(lambda r: "seed=5" in r.url and "larger=1" in r.url and r.ok):
             page.check("#larger")
         page.wait_for_function("() => { const imgs = [...document.querySelectorAll('img.face')];"
-                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 64); }")
+                               " return imgs.length === 16 && imgs.every(i => i.complete && i.naturalWidth === 128); }")
         edited = sources(page)[3]  # an edit under a face: the translator's face in its place, then back
         with page.expect_response(lambda r: "/api/edit" in r.url and "i=3" in r.url and "Smiling%3D1" in r.url
                                   and r.ok):
