@@ -315,6 +315,9 @@ def test_evaluate_reports_conditional_accuracy(conditional_run, tmp_path, capsys
         sharing = (labels == [row["labels"]["Male"], row["labels"]["Smiling"]]).all(axis=1).sum()
         assert ("real_diversity" in row) == (sharing >= 4), (row, sharing)
     assert "photos of this set" in out
+    # each set's photo features are kept beside the cache, for the next evaluation
+    kept = list((base / "cache").glob("inception-4-*.npy"))
+    assert len(kept) == sum("real_diversity" in row for row in report["label_diversity"]), kept
     # refused in one line: readers without the classifier, label sets of an unconditional model
     assert main(["evaluate", "--run", str(base / "run"), "--real", str(base / "cache"), "--n", "8",
                  "--reader", str(other)]) == 2

@@ -1,8 +1,8 @@
 """``facegan evaluate``: a generator's samples against a prepared real set, in Inception space.
 
-Reference features of a real cache are computed once per (cache content, N, seed,
-Inception file) and kept beside the cache (or under $FACEGAN_CACHE when the cache
-folder is read-only).
+Reference features of a real cache (and of its photos sharing one label set) are
+computed once per (cache content, N, seed, Inception file, label set) and kept beside
+the cache (or under $FACEGAN_CACHE when the cache folder is read-only).
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ Progress = Callable[[int, int], None]
 Phase = Callable[[str], None]
 
 
-def _reference_places(cache: Cache, n: int, seed: int, inception: Inception) -> list[Path]:
+def _reference_places(cache: Cache, n: int, seed: int, inception: Inception, photos: str = "") -> list[Path]:
+    """Where the features of ``n`` photos of ``cache`` are kept; ``photos`` names a part
+    of it (e.g. those with one label set), empty for the whole cache."""
     key = hashlib.sha256(
-        f"{cache.manifest['fingerprint']}|{cache.manifest['settings']}|{n}|{seed}|{inception.fingerprint}".encode()
+        f"{cache.manifest['fingerprint']}|{cache.manifest['settings']}|{n}|{seed}|{inception.fingerprint}"
+        f"{'|' + photos if photos else ''}".encode()
     ).hexdigest()[:16]
     name = f"inception-{n}-{key}.npy"
     return [cache.folder / name, cache_root() / "reference" / name]
@@ -198,7 +201,8 @@ LABEL_SETS = 4  # the most common label combinations whose samples' diversity ev
 def label_diversity(generator: torch.nn.Module, conditions: Conditions, inception: Inception,
                     real_features: np.ndarray, n: int, seed: int, device: torch.device,
                     sets: int = LABEL_SETS, progress: Progress | None = None,
-                    photos: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
+                    photos: tuple[np.ndarray, np.ndarray] | None = None,
+                    places: Callable[[dict[str, int]], list[Path]] | None = None) -> list[dict[str, Any]]:
     """``evaluate``'s diversity of ``n`` samples that all share one label set, for each of
     the ``sets`` combinations most common in the training data: the median distance from
     each sample to its nearest other, over the same among ``n`` real images of every kind
@@ -210,8 +214,10 @@ def label_diversity(generator: torch.nn.Module, conditions: Conditions, inceptio
     With ``photos`` (the reference images and their 0/1 labels in ``conditions.names``
     order), each row also gives ``real_diversity``: the same measure for ``n`` photos
     sharing that label set (where the reference has that many), the ceiling a model that
-    draws such faces as varied as the photos reaches."""
+    draws such faces as varied as the photos reaches; ``places(label set)`` says where
+    their features are kept between evaluations (``reference_features``)."""
     real = real_features[subset(len(real_features), n, seed)]
+    photo_images, photo_labels = photos if photos is not None else (None, None)
     rows = []
     for r in np.argsort(-conditions.counts, kind="stable")[:sets]:
         wanted = {name: int(v) for name, v in zip(conditions.names, conditions.rows[r])}
@@ -219,12 +225,12 @@ def label_diversity(generator: torch.nn.Module, conditions: Conditions, inceptio
         features = inception.features(samples_of(generator, n, seed + 7 + len(rows), device, labels), progress=progress)
         row = {"labels": wanted, "share": float(conditions.counts[r] / conditions.counts.sum()),
                "diversity": distances.diversity(real, features)}
-        if photos is not None:
-            images, labels = photos
-            sharing = np.flatnonzero((labels == conditions.rows[r][None]).all(axis=1))
+        if photo_labels is not None:
+            sharing = np.flatnonzero((photo_labels == conditions.rows[r][None]).all(axis=1))
             if len(sharing) >= n:
-                chosen = sharing[subset(len(sharing), n, seed)]
-                row["real_diversity"] = distances.diversity(real, inception.features(images[chosen], progress=progress))
+                features, _ = reference_features(photo_images[sharing], n, inception, seed,
+                                                 places(wanted) if places else [], progress)
+                row["real_diversity"] = distances.diversity(real, features)
         rows.append(row)
     return rows
 
@@ -307,12 +313,17 @@ def evaluate(checkpoint: str | Path, real: str | Path, n: int, inception_path: s
             for other, accuracy in zip(more_readers, found[1:]):
                 figures["readers"][str(other.path)]["conditional"] = accuracy
     if label_n:
-        phase(f"diversity within label sets ({LABEL_SETS} sets of {label_n:,} samples, and as many photos of each set, through Inception)")
+        phase(f"diversity within label sets ({LABEL_SETS} sets of {label_n:,} samples, and as many photos of "
+              "each set, through Inception)")
         photos = None
         if "attributes" in cache.labels:  # photos sharing each label set give its ceiling
             photos = (cache.images, cache.attribute_columns(tuple(conditions.names)).astype(np.uint8))
+
+        def places(wanted: dict[str, int]) -> list[Path]:
+            return _reference_places(cache, label_n, seed, inception, ",".join(f"{k}={v}" for k, v in wanted.items()))
+
         figures["label_diversity"] = label_diversity(generator, conditions, inception, real_features, label_n, seed,
-                                                     device, progress=progress, photos=photos)
+                                                     device, progress=progress, photos=photos, places=places)
     extracted = n * (1 if reused else 2)
     return {
         "checkpoint": str(checkpoint),
