@@ -140,6 +140,46 @@ def test_the_attribute_head_learns_from_real_images_only(step):
     assert not torch.equal(g_with.body[0].weight, g_without.body[0].weight)
 
 
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_the_twin_reader_learns_from_fakes_and_cancels_easy_reading(step):
+    """attribute_twin (TAC-GAN): D's second reader learns the labels G's fakes were made
+    for, the head still only the real images'; and G pays the head's error minus the
+    twin's, so where the twin reads the fakes exactly as the head does the attribute term
+    gives G nothing."""
+    config = tiny_config("cfaces64", attributes="Male,Smiling", augment="", attribute_twin=1.0)
+    assert config.train.attribute_heads == 2
+    real, labels = torch.rand(8, 3, 16, 16) * 2 - 1, (torch.rand(8, 2) < 0.5).float()
+
+    def one_step(seed: int, weight: float, twin_as_head: bool = False):
+        torch.manual_seed(0)
+        generator, discriminator = models.build(config.model, attribute_head=2)
+        if twin_as_head:
+            with torch.no_grad():
+                for p in (discriminator.read_attributes.weight, discriminator.read_attributes.bias):
+                    p[2:] = p[:2]
+        optimisers = [torch.optim.Adam(net.parameters(), 1e-3) for net in (generator, discriminator)]
+        torch.manual_seed(seed)
+        objective = Objective(attribute_loss=weight, attribute_twin=1.0)
+        figures = STEPS[step](generator, discriminator, *optimisers, real, torch.randn(8, config.model.z_dim),
+                              objective, labels=labels)
+        return generator, discriminator, figures
+
+    _, d1, figures = one_step(1, 1.0)
+    _, d2, _ = one_step(2, 1.0)
+    assert d1.read_attributes.out_features == 4 and {"attr_real", "attr_fake", "attr_twin"} <= set(figures)
+    assert torch.equal(d1.read_attributes.weight[:2], d2.read_attributes.weight[:2])  # the head: real images only
+    assert not torch.equal(d1.read_attributes.weight[2:], d2.read_attributes.weight[2:])  # the twin: the fakes
+    if step == "thesis":  # both losses from one pass at the same weights: head == twin leaves G's step plain
+        g_twin, _, _ = one_step(1, 1.0, twin_as_head=True)
+        g_plain, _, _ = one_step(1, 0.0)  # no attribute term at all
+        for a, b in zip(g_twin.parameters(), g_plain.parameters()):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(FaceganError, match="attribute_twin needs train.attribute_loss"):
+        tiny_config("cfaces64", attribute_loss=0.0, attribute_twin=1.0)
+    with pytest.raises(FaceganError, match="attribute_twin must be between 0 and 1"):
+        tiny_config("cfaces64", attribute_twin=2.0)
+
+
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     """A tiny CGAN on faces whose Male images have a dark top half, trained for real;
@@ -395,6 +435,17 @@ def test_a_run_with_the_mode_seeking_term_logs_its_ratio(conditional_run, tmp_pa
     assert train(plan)["step"] == 4
     rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
     assert len(rows) == 2 and all(r["ms"] > 0 for r in rows)
+
+
+def test_a_run_with_the_twin_reader_logs_it_and_resumes(conditional_run, tmp_path):
+    base, _, _ = conditional_run
+    plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=1,
+                     max_steps=4, log_every=2, attribute_twin=0.5)
+    assert train(plan)["step"] == 4
+    rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
+    assert len(rows) == 2 and all(r["attr_twin"] > 0 for r in rows)
+    resumed = train(run_plan(tmp_path / "run", overrides={"max_steps": 6}))
+    assert resumed["step"] == 6
 
 
 @pytest.mark.parametrize("preset", ["cfaces64", "cfast64"])

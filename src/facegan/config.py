@@ -88,6 +88,10 @@ class TrainConfig:
     attribute_loss: float = setting(0.0, "conditional models: weight of the auxiliary attribute loss (AC-GAN): D "
                                          "also learns to read real images' attributes, G to make them readable; 0 = off",
                                     (0, 1000))
+    attribute_twin: float = setting(0.0, "with attribute_loss: a twin head learns to read the labels G's fakes "
+                                           "were made for, and G pays the head's error minus this share of the "
+                                           "twin's: 1 = TAC-GAN (faces easier to read than photos earn G nothing), "
+                                           "0 = no twin (AC-GAN)", (0, 1))
     mode_seeking: float = setting(0.0, "weight of the mode-seeking term (MSGAN): fakes come in pairs of two latents "
                                        "with the same labels, and G pays 1 / (image distance / latent distance) "
                                        "of each pair; 0 = off", (0, 1000))
@@ -115,6 +119,11 @@ class TrainConfig:
                                   "discriminator and optimisers start fresh; not read on resume; empty = from scratch")
     checkpoint_minutes: float = setting(15.0, "also save a checkpoint once this many minutes have passed since the "
                                               "last (the newest such one is kept); 0 = off", (0, 1e6))
+
+    @property
+    def attribute_heads(self) -> int:
+        """How many attribute readers D needs: 0, 1 (AC-GAN's head) or 2 (and TAC-GAN's twin)."""
+        return 0 if not self.attribute_loss else 2 if self.attribute_twin > 0 else 1
 
 
 @dataclass

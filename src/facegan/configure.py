@@ -217,4 +217,6 @@ def validate(config: Config) -> Config:
                            f"{models.with_mapping()}), not family {m.family}")
     if t.attribute_loss and not attribute_names(m.attributes):
         raise FaceganError("train.attribute_loss needs a conditional model: set model.attributes too")
+    if t.attribute_twin and not t.attribute_loss:
+        raise FaceganError("train.attribute_twin needs train.attribute_loss above 0: the twin reads beside its head")
     return config

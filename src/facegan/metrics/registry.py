@@ -96,6 +96,7 @@ register(  # the training step's figures (facegan.train.steps)
     Figure("r1", "R1 penalty", "{:.4f}"),
     Figure("attr_real", "attributes read, real", "{:.2f}", progress=True),
     Figure("attr_fake", "attributes read, fake", "{:.2f}", progress=True),
+    Figure("attr_twin", "labels read by the twin, fake", "{:.2f}", progress=True),
     Figure("pl", "path-length penalty", "{:.4f}"),
     Figure("ms", "pair distance ratio", "{:.3f}", progress=True),
     Figure("images_per_s", "img/s", "{:.0f}", progress=True),

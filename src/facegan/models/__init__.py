@@ -50,9 +50,10 @@ def with_mapping() -> str:
     return " or ".join(f.name for f in FAMILIES.values() if f.mapping is not None)
 
 
-def build(model: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
-    """A freshly initialised (generator, discriminator) pair, D with an attribute head
-    (for ``train.attribute_loss``) if asked; seed torch first for repeatability."""
+def build(model: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
+    """A freshly initialised (generator, discriminator) pair, D with ``attribute_head``
+    attribute readers (``TrainConfig.attribute_heads``: 1 for ``train.attribute_loss``, 2
+    with ``train.attribute_twin``); seed torch first for repeatability."""
     return family_of(model).build(model, attribute_head)
 
 
@@ -89,7 +90,7 @@ def image_to_image(network: nn.Module, images: np.ndarray, device: torch.device,
     return np.concatenate(out) if out else np.empty((0, *images.shape[1:]), np.uint8)
 
 
-def check_fits(model: ModelConfig, attribute_head: bool, average: bool, device: torch.device) -> None:
+def check_fits(model: ModelConfig, attribute_head: int, average: bool, device: torch.device) -> None:
     """Refuse, before allocating anything, a model whose weights, gradients and Adam
     moments alone (with the generator's average, if kept) exceed the device's memory."""
     with torch.device("meta"):

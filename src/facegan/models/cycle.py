@@ -280,7 +280,7 @@ def _generator(m: ModelConfig) -> Translator:
     return Translator(m.resolution, m.g_width, s.blocks, s.output, s.upconv)
 
 
-def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def _build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     s: Settings = m.family_settings
     read = len(_data_attributes(m)) if s.keep else 0
     generator, critics = _generator(m), Critics(m.resolution, m.d_width, s.d_layers, s.pool, read)

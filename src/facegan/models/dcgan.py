@@ -23,7 +23,8 @@ Conditioned on ``conditions`` binary attributes (a CGAN; labels are 0/1 floats, 
   unconditional term); for several it adds one such term per attribute.
   With ``attribute_head`` it also reads the attributes from phi(x) (one logit each,
   a linear layer): the auxiliary classifier of AC-GAN (Odena et al. 2017), trained by
-  ``train.attribute_loss``.
+  ``train.attribute_loss``; with ``attribute_head`` 2 also a twin reader (TAC-GAN,
+  ``train.attribute_twin``), its logits after the first's.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, resolution: int = 64, width: int = 64, dropout: float = 0.0, batch_norm: bool = True,
-                 conditions: int = 0, attribute_head: bool = False):
+                 conditions: int = 0, attribute_head: int = 0):
         super().__init__()
         if attribute_head and not conditions:
             raise ValueError("an attribute head needs conditions")
@@ -112,7 +113,7 @@ class DCGANDiscriminator(nn.Module):
         if conditions:
             self.embed = nn.Linear(conditions, channels, bias=False)
         if attribute_head:
-            self.read_attributes = nn.Linear(channels, conditions)
+            self.read_attributes = nn.Linear(channels, conditions * attribute_head)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                 attributes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +130,7 @@ def make_generator(m: ModelConfig) -> nn.Module:
     return DCGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes)))
 
 
-def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     s = m.family_settings
     conditions = len(attribute_names(m.attributes))
     generator = make_generator(m)

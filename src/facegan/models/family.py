@@ -91,7 +91,7 @@ class NoSettings:
 class Family:
     name: str
     summary: str  # one line for --help and docs
-    build: Callable[[ModelConfig, bool], tuple[nn.Module, nn.Module]]  # (settings, attribute head) -> (G, D)
+    build: Callable[[ModelConfig, int], tuple[nn.Module, nn.Module]]  # (settings, attribute readers) -> (G, D)
     generator: Callable[[ModelConfig], nn.Module]  # G alone, uninitialised: to load trained weights into
     min_resolution: int
     max_resolution: int = 1024

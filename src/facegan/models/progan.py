@@ -183,7 +183,7 @@ def make_generator(m: ModelConfig) -> nn.Module:
     return ProGANGenerator(m.resolution, m.z_dim, m.g_width, s.grow_from, s.grow_kimg, s.upsample)
 
 
-def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     s = m.family_settings
     return make_generator(m), ProGANDiscriminator(m.resolution, m.d_width, s.grow_from, s.grow_kimg)
 

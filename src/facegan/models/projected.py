@@ -26,7 +26,9 @@ its last features (averaged over positions, divided by the square root of their
 channels) with its own embedding of the labels (spectrally normalised, as BigGAN's),
 as the conditional DCGAN's discriminator does with its one set of features. With
 ``attribute_head`` D also reads the attributes from all heads' summed features
-(AC-GAN, for ``train.attribute_loss``).
+(AC-GAN, for ``train.attribute_loss``); with ``attribute_head`` 2 it has a second,
+twin reader beside it (TAC-GAN, ``train.attribute_twin``), its logits after the
+first's.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def head(channels: int, side: int, width: int) -> nn.Sequential:
 
 class ProjectedDiscriminator(nn.Module):
     def __init__(self, resolution: int = 64, width: int = 64, feature_resolution: int = 0, conditions: int = 0,
-                 attribute_head: bool = False):
+                 attribute_head: int = 0):
         super().__init__()
         if attribute_head and not conditions:
             raise ValueError("an attribute head needs conditions")
@@ -97,7 +99,7 @@ class ProjectedDiscriminator(nn.Module):
             # spectral norm bounds the projection term as it bounds the heads (BigGAN does the same)
             self.embeds = nn.ModuleList(sn(nn.Linear(conditions, c, bias=False)) for c in last)
         if attribute_head:
-            self.read_attributes = nn.Linear(sum(last), conditions)
+            self.read_attributes = nn.Linear(sum(last), conditions * attribute_head)
 
     def _apply(self, fn, recurse: bool = True):
         self.__dict__["backbone"]._apply(fn, recurse)  # .to(device), .to(memory_format=...), .half() ...
@@ -141,7 +143,7 @@ def make_generator(m: ModelConfig) -> nn.Module:
     return FastGANGenerator(m.resolution, m.z_dim, m.g_width, len(attribute_names(m.attributes)))
 
 
-def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     conditions = len(attribute_names(m.attributes))
     generator = make_generator(m)
     initialise(generator, "dcgan_normal")  # as FastGAN does; the heads keep PyTorch's (spectral norm) init

@@ -104,7 +104,7 @@ def _generator(m: ModelConfig) -> Upscaler:
     return Upscaler(m.resolution, m.g_width, s.blocks, s.scale)
 
 
-def _build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def _build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     return _generator(m), PatchCritic(m.d_width)
 
 

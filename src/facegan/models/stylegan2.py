@@ -208,7 +208,7 @@ def make_generator(m: ModelConfig) -> nn.Module:
     return StyleGAN2Generator(m.resolution, m.z_dim, m.g_width, m.family_settings.style_mixing)
 
 
-def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     return make_generator(m), StyleGAN2Discriminator(m.resolution, m.d_width)
 
 

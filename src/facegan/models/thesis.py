@@ -83,7 +83,7 @@ def make_generator(m: ModelConfig) -> nn.Module:
     return ThesisGenerator(m.resolution, m.z_dim, m.g_width)
 
 
-def build(m: ModelConfig, attribute_head: bool = False) -> tuple[nn.Module, nn.Module]:
+def build(m: ModelConfig, attribute_head: int = 0) -> tuple[nn.Module, nn.Module]:
     s = m.family_settings
     generator = make_generator(m)
     discriminator = ThesisDiscriminator(m.resolution, m.d_width, s.d_dropout)

@@ -117,12 +117,12 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     speed.apply_globals(fast)
     torch.manual_seed(t.seed)
     generator, discriminator = (distributed.share_batch_norm(network, world, device).to(device)
-                                for network in models.build(m, attribute_head=t.attribute_loss > 0))
+                                for network in models.build(m, attribute_head=t.attribute_heads))
     optimizers = networks.optimisers(generator, discriminator, t, fast, world)
     growth, mapping = family.growth, family.mapping
     objective = Objective(
         t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range, t.attribute_loss,
-        t.pl_weight, mode_seeking=t.mode_seeking,
+        t.pl_weight, mode_seeking=t.mode_seeking, attribute_twin=t.attribute_twin,
         r1_scale=(lambda: growth.gradient_scale(discriminator)) if growth is not None else Objective.r1_scale,
         path_length_penalty=(lambda z: mapping.path_length_penalty(generator, z)) if mapping is not None else None)
     average = None

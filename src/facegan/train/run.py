@@ -234,10 +234,10 @@ def describe(plan: RunPlan) -> str:
 
     config = plan.config
     m, t = config.model, config.train
-    models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, resolve_device(t.device))
+    models.check_fits(m, t.attribute_heads, t.ema_kimg > 0, resolve_device(t.device))
     family = models.family_of(m)
     with torch.device("meta"):
-        generator, discriminator = models.build(m, t.attribute_loss > 0)
+        generator, discriminator = models.build(m, t.attribute_heads)
     lines = [f"run directory: {plan.run.root}" + (f" (would resume {plan.resume_from})" if plan.resume_from else ""),
              f"data: {describe_data(config.data, m.resolution)}", cfg.to_toml(config)]
     for name, net, frozen in (("generator", generator, 0),

@@ -38,6 +38,17 @@ as far as D's single realism score does; the head's error is a direct, per-attri
 gradient. The head reads the images as they are, not DiffAugment's views: shown
 those, it barely learned in 1,500 steps (docs/experiments.md, round 6), and it needs
 no guard against memorising, since it never judges realism.
+
+The twin reader (TAC-GAN, Gong et al. 2019; ``attribute_twin``): G pays the head's
+error, which is lowest for faces that are easy to read, so it is paid for one
+unmistakable face per label set (AC-GAN's known bias: it lowers the entropy of the
+labels given the face below the data's; docs/experiments.md, round 18). A second reader
+on the same features learns to read, from G's fakes (detached), the labels they were
+made for (``attr_twin``, joins D's loss), and G's attribute term becomes the head's
+error minus the twin's (times ``attribute_twin``, 1 in TAC-GAN): reading its fakes
+easily then earns G only as much as it does for photos, and the term is zero where the
+fakes' labels given the face are as uncertain as the photos'. A share below 1 keeps
+part of the push towards faces easy to read.
 """
 
 from __future__ import annotations
@@ -92,6 +103,7 @@ class Objective:
     attribute_loss: float = 0.0
     pl_weight: float = 0.0
     mode_seeking: float = 0.0
+    attribute_twin: float = 0.0  # the share of the twin's error G's attribute term subtracts
     r1_scale: Callable[[], float] = lambda: 1.0  # R1's factor now (a growing D judges smaller images)
     path_length_penalty: Callable[[torch.Tensor], torch.Tensor] | None = None  # G's, for pl_weight (a mapping network)
 
@@ -147,7 +159,24 @@ class Objective:
         """How badly D's attribute head reads ``labels`` (mean binary cross-entropy); None when off."""
         if attribute_logits is None:
             return None
-        return F.binary_cross_entropy_with_logits(attribute_logits, labels.float())
+        return F.binary_cross_entropy_with_logits(attribute_logits[:, : labels.shape[1]], labels.float())
+
+    def twin_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """How badly D's twin reader (the logits after the head's) reads ``labels``; None
+        when the twin is off."""
+        if attribute_logits is None or self.attribute_twin == 0:
+            return None
+        return F.binary_cross_entropy_with_logits(attribute_logits[:, labels.shape[1] :], labels.float())
+
+    def g_attribute_error(self, head: torch.Tensor | None, twin: torch.Tensor | None) -> torch.Tensor | None:
+        """G's attribute term before its weight: the head's error on the fakes, less
+        ``attribute_twin`` times the twin's when there is one."""
+        return head if head is None or twin is None else head - self.attribute_twin * twin
+
+    def d_attribute_error(self, real: torch.Tensor | None, twin: torch.Tensor | None) -> torch.Tensor | None:
+        """D's attribute term before its weight: the head's error on the real images, plus
+        the twin's on the (detached) fakes when there is one."""
+        return real if real is None or twin is None else real + twin
 
     def fake_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """The labels G makes this step's fakes for: the real batch's, with the second
@@ -182,7 +211,7 @@ class Objective:
 
 
 def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake,
-             path_length=None, seeking_ratio=None) -> dict[str, torch.Tensor]:
+             path_length=None, seeking_ratio=None, twin=None) -> dict[str, torch.Tensor]:
     figures = {
         "loss_g": loss_g.detach(),
         "loss_d": loss_d.detach(),
@@ -190,7 +219,7 @@ def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attr
         "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
     }
     for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake),
-                        ("pl", path_length), ("ms", seeking_ratio)):
+                        ("pl", path_length), ("ms", seeking_ratio), ("attr_twin", twin)):
         if value is not None:
             figures[name] = value.detach()
     return figures
@@ -222,20 +251,24 @@ def thesis_step(
     loss_g = objective.g_loss(fake_logits)
     attributes_real = objective.attribute_error(real_attributes, labels)
     attributes_fake = objective.attribute_error(fake_attributes, made_for)
+    twin = objective.twin_error(fake_attributes, made_for)  # D's gradients of it come from this pass too
     ratio = objective.mode_seeking_ratio(fake, z)
     g_params = [p for p in generator.parameters() if p.requires_grad]
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
     path_length = objective.path_length(z, step)
-    g_grads = torch.autograd.grad(objective.total(loss_g, path_length, attributes_fake, objective.seeking_penalty(ratio)),
+    g_grads = torch.autograd.grad(objective.total(loss_g, path_length, objective.g_attribute_error(attributes_fake, twin),
+                                                  objective.seeking_penalty(ratio)),
                                   g_params,
                                  retain_graph=True, allow_unused=True)  # a growing network's later stages wait
-    d_grads = torch.autograd.grad(objective.total(loss_d, r1, attributes_real), d_params, allow_unused=True)
+    d_grads = torch.autograd.grad(objective.total(loss_d, r1, objective.d_attribute_error(attributes_real, twin)),
+                                  d_params, allow_unused=True)
     for params, grads in ((g_params, g_grads), (d_params, d_grads)):
         for p, g in zip(params, grads):
             p.grad = g
     g_optimizer.step()
     d_optimizer.step()
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio,
+                    twin)
 
 
 def alternating_step(
@@ -256,11 +289,13 @@ def alternating_step(
         fake = generator(z, made_for)
     real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     with autocast():
-        fake_logits, _ = objective.judge(discriminator, fake.detach(), made_for, read=False)
+        fake_logits, read_fakes = objective.judge(discriminator, fake.detach(), made_for,
+                                                  read=objective.attribute_twin > 0)
     loss_d = objective.d_loss(real_logits, fake_logits)
     attributes_real = objective.attribute_error(real_attributes, labels)
+    twin = objective.twin_error(read_fakes, made_for)
     d_optimizer.zero_grad(set_to_none=True)
-    objective.total(loss_d, r1, attributes_real).backward()
+    objective.total(loss_d, r1, objective.d_attribute_error(attributes_real, twin)).backward()
     d_optimizer.step()
 
     discriminator.requires_grad_(False)  # G's step needs gradients through D, not for it
@@ -268,13 +303,16 @@ def alternating_step(
         g_logits, fake_attributes = objective.judge(discriminator, fake, made_for)
     loss_g = objective.g_loss(g_logits)
     attributes_fake = objective.attribute_error(fake_attributes, made_for)
+    twin_of_g = objective.twin_error(fake_attributes, made_for)  # the twin D just updated, on G's fakes
     ratio = objective.mode_seeking_ratio(fake, z)
     path_length = objective.path_length(z, step)
     g_optimizer.zero_grad(set_to_none=True)
-    objective.total(loss_g, path_length, attributes_fake, objective.seeking_penalty(ratio)).backward()
+    objective.total(loss_g, path_length, objective.g_attribute_error(attributes_fake, twin_of_g),
+                    objective.seeking_penalty(ratio)).backward()
     g_optimizer.step()
     discriminator.requires_grad_(True)
-    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio)
+    return _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attributes_fake, path_length, ratio,
+                    twin)
 
 
 STEPS = {"thesis": thesis_step, "alternating": alternating_step}

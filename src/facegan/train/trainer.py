@@ -145,7 +145,7 @@ def _train(plan: RunPlan, observer: Observer, images: np.ndarray | None, labels:
             raise FaceganError(f"checkpoint {plan.resume_from} was trained by {state.world_size} process(es); resume "
                                f"it with as many (torchrun --nproc-per-node {state.world_size}), not {world.size}: "
                                "each process's share of every batch would change")
-    models.check_fits(m, t.attribute_loss > 0, t.ema_kimg > 0, device)
+    models.check_fits(m, t.attribute_heads, t.ema_kimg > 0, device)
     family = models.family_of(m)
     names = family.data_attributes(m)  # the labels it trains on: a conditional model's, a translator's domains
     if images is None:
