@@ -428,22 +428,14 @@ def test_the_mode_seeking_term_pairs_labels_and_pushes_paired_faces_apart():
     assert ratios[-1] > 1.5 * ratios[0], ratios
 
 
-def test_a_run_with_the_mode_seeking_term_logs_its_ratio(conditional_run, tmp_path):
+@pytest.mark.parametrize("setting, value, figure", [("mode_seeking", 1.0, "ms"), ("attribute_twin", 0.5, "attr_twin")])
+def test_a_run_with_a_term_on_logs_its_figure_and_resumes(conditional_run, tmp_path, setting, value, figure):
     base, _, _ = conditional_run
     plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=1,
-                     max_steps=4, log_every=2, mode_seeking=1.0)
+                     max_steps=4, log_every=2, **{setting: value})
     assert train(plan)["step"] == 4
     rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
-    assert len(rows) == 2 and all(r["ms"] > 0 for r in rows)
-
-
-def test_a_run_with_the_twin_reader_logs_it_and_resumes(conditional_run, tmp_path):
-    base, _, _ = conditional_run
-    plan = tiny_plan(tmp_path / "run", "cfaces64", attributes="Male,Smiling", data=str(base / "cache"), epochs=1,
-                     max_steps=4, log_every=2, attribute_twin=0.5)
-    assert train(plan)["step"] == 4
-    rows = [r for r in plan.run.read_metrics() if "loss_g" in r]
-    assert len(rows) == 2 and all(r["attr_twin"] > 0 for r in rows)
+    assert len(rows) == 2 and all(r[figure] > 0 for r in rows)
     resumed = train(run_plan(tmp_path / "run", overrides={"max_steps": 6}))
     assert resumed["step"] == 6
 
