@@ -19,6 +19,7 @@ from facegan.metrics.attributes import AttributeClassifier, train_classifier
 from facegan.metrics.evaluate import conditional_accuracy, label_diversity
 from facegan.data.cache import open_cache
 from facegan.train.run import plan as run_plan
+from facegan.train.generation import twin_shares
 from facegan.train.steps import STEPS, Objective
 from facegan.train.trainer import Observer, train
 from tests.conftest import tiny_config, tiny_plan
@@ -150,7 +151,7 @@ def test_the_twin_reader_learns_from_fakes_and_cancels_easy_reading(step):
     assert config.train.attribute_heads == 2
     real, labels = torch.rand(8, 3, 16, 16) * 2 - 1, (torch.rand(8, 2) < 0.5).float()
 
-    def one_step(seed: int, weight: float, twin_as_head: bool = False):
+    def one_step(seed: int, weight: float, twin_as_head: bool = False, share: float | tuple[float, ...] = 1.0):
         torch.manual_seed(0)
         generator, discriminator = models.build(config.model, attribute_head=2)
         if twin_as_head:
@@ -159,7 +160,7 @@ def test_the_twin_reader_learns_from_fakes_and_cancels_easy_reading(step):
                     p[2:] = p[:2]
         optimisers = [torch.optim.Adam(net.parameters(), 1e-3) for net in (generator, discriminator)]
         torch.manual_seed(seed)
-        objective = Objective(attribute_loss=weight, attribute_twin=1.0)
+        objective = Objective(attribute_loss=weight, attribute_twin=share)
         figures = STEPS[step](generator, discriminator, *optimisers, real, torch.randn(8, config.model.z_dim),
                               objective, labels=labels)
         return generator, discriminator, figures
@@ -170,14 +171,38 @@ def test_the_twin_reader_learns_from_fakes_and_cancels_easy_reading(step):
     assert torch.equal(d1.read_attributes.weight[:2], d2.read_attributes.weight[:2])  # the head: real images only
     assert not torch.equal(d1.read_attributes.weight[2:], d2.read_attributes.weight[2:])  # the twin: the fakes
     if step == "thesis":  # both losses from one pass at the same weights: head == twin leaves G's step plain
-        g_twin, _, _ = one_step(1, 1.0, twin_as_head=True)
         g_plain, _, _ = one_step(1, 0.0)  # no attribute term at all
-        for a, b in zip(g_twin.parameters(), g_plain.parameters()):
-            torch.testing.assert_close(a, b)
+        for share in (1.0, (1.0, 1.0)):
+            g_twin, _, _ = one_step(1, 1.0, twin_as_head=True, share=share)
+            for a, b in zip(g_twin.parameters(), g_plain.parameters()):
+                torch.testing.assert_close(a, b)
+        g_male, _, _ = one_step(1, 1.0, twin_as_head=True, share=(1.0, 0.0))  # Smiling keeps the head's pull
+        assert not all(torch.equal(a, b) for a, b in zip(g_male.parameters(), g_plain.parameters()))
     with pytest.raises(FaceganError, match="attribute_twin needs train.attribute_loss"):
         tiny_config("cfaces64", attribute_loss=0.0, attribute_twin=1.0)
     with pytest.raises(FaceganError, match="attribute_twin must be between 0 and 1"):
         tiny_config("cfaces64", attribute_twin=2.0)
+
+
+def test_the_twin_can_cancel_some_attributes_only():
+    """train.twin_attributes: G's term subtracts the twin's error of the named attributes
+    only; the others keep the head's full pull."""
+    config = tiny_config("cfaces64", attributes="Male,Smiling,Young", augment="", attribute_twin=0.5,
+                         twin_attributes="Young,Male")
+    assert twin_shares(config.train, config.model) == (0.5, 0.0, 0.5)  # in model.attributes' order
+    assert twin_shares(tiny_config("cfaces64", attributes="Male,Smiling", attribute_twin=0.5).train,
+                       config.model) == 0.5
+    head, twin = torch.tensor(0.7), torch.tensor([0.2, 0.4, 0.6])
+    objective = Objective(attribute_loss=1.0, attribute_twin=(0.5, 0.0, 0.5))
+    assert objective.twin and not Objective(attribute_loss=1.0, attribute_twin=(0.0, 0.0)).twin
+    torch.testing.assert_close(objective.g_attribute_error(head, twin), torch.tensor(0.7 - (0.1 + 0.3) / 3))
+    torch.testing.assert_close(objective.d_attribute_error(head, twin), torch.tensor(0.7 + 0.4))  # every attribute
+    torch.testing.assert_close(Objective(attribute_loss=1.0, attribute_twin=0.5).g_attribute_error(head, twin),
+                               torch.tensor(0.7 - 0.5 * 0.4))
+    with pytest.raises(FaceganError, match="Eyeglasses not in model.attributes"):
+        tiny_config("cfaces64", attributes="Male,Smiling", attribute_twin=1.0, twin_attributes="Male,Eyeglasses")
+    with pytest.raises(FaceganError, match="twin_attributes needs train.attribute_twin"):
+        tiny_config("cfaces64", attributes="Male,Smiling", twin_attributes="Male")
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,9 @@ class TrainConfig:
                                            "were made for, and G pays the head's error minus this share of the "
                                            "twin's: 1 = TAC-GAN (faces easier to read than photos earn G nothing), "
                                            "0 = no twin (AC-GAN)", (0, 1))
+    twin_attributes: str = setting("", "with attribute_twin: the attributes (of model.attributes, comma-separated) "
+                                       "whose twin error G's term subtracts; the others keep AC-GAN's full push "
+                                       "towards faces easy to read; empty = all")
     mode_seeking: float = setting(0.0, "weight of the mode-seeking term (MSGAN): fakes come in pairs of two latents "
                                        "with the same labels, and G pays 1 / (image distance / latent distance) "
                                        "of each pair; 0 = off", (0, 1000))

@@ -219,4 +219,10 @@ def validate(config: Config) -> Config:
         raise FaceganError("train.attribute_loss needs a conditional model: set model.attributes too")
     if t.attribute_twin and not t.attribute_loss:
         raise FaceganError("train.attribute_twin needs train.attribute_loss above 0: the twin reads beside its head")
+    if t.twin_attributes:
+        if not t.attribute_twin:
+            raise FaceganError("train.twin_attributes needs train.attribute_twin above 0")
+        outside = set(attribute_names(t.twin_attributes, "train.twin_attributes")) - set(attribute_names(m.attributes))
+        if outside:
+            raise FaceganError(f"train.twin_attributes: {', '.join(sorted(outside))} not in model.attributes")
     return config

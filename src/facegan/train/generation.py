@@ -105,6 +105,15 @@ class GeneratorTraining(TwoNetworks):
         return write_samples(self.sampler, latents, path, labels)
 
 
+def twin_shares(t: cfg.TrainConfig, m: cfg.ModelConfig) -> float | tuple[float, ...]:
+    """The share of the twin's error G's attribute term subtracts: ``attribute_twin`` for
+    every attribute, or, with ``twin_attributes``, for those and 0 for the others."""
+    if not t.twin_attributes:
+        return t.attribute_twin
+    twinned = set(attribute_names(t.twin_attributes, "train.twin_attributes"))
+    return tuple(t.attribute_twin if name in twinned else 0.0 for name in attribute_names(m.attributes))
+
+
 def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
            labels: np.ndarray | None = None, world: World = ALONE) -> GeneratorTraining:
     """Resolve the [speed] settings, then build (seeded) networks, optimisers and the loader
@@ -122,7 +131,7 @@ def set_up(config: cfg.Config, device: torch.device, images: np.ndarray,
     growth, mapping = family.growth, family.mapping
     objective = Objective(
         t.loss, t.r1_gamma, t.r1_every, augment.policies(t.augment), generator.output_range, t.attribute_loss,
-        t.pl_weight, mode_seeking=t.mode_seeking, attribute_twin=t.attribute_twin,
+        t.pl_weight, mode_seeking=t.mode_seeking, attribute_twin=twin_shares(t, m),
         r1_scale=(lambda: growth.gradient_scale(discriminator)) if growth is not None else Objective.r1_scale,
         path_length_penalty=(lambda z: mapping.path_length_penalty(generator, z)) if mapping is not None else None)
     average = None

@@ -48,7 +48,8 @@ made for (``attr_twin``, joins D's loss), and G's attribute term becomes the hea
 error minus the twin's (times ``attribute_twin``, 1 in TAC-GAN): reading its fakes
 easily then earns G only as much as it does for photos, and the term is zero where the
 fakes' labels given the face are as uncertain as the photos'. A share below 1 keeps
-part of the push towards faces easy to read.
+part of the push towards faces easy to read; the share may differ per attribute
+(``twin_attributes``: the twin only for the labels photos leave uncertain).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Objective:
     attribute_loss: float = 0.0
     pl_weight: float = 0.0
     mode_seeking: float = 0.0
-    attribute_twin: float = 0.0  # the share of the twin's error G's attribute term subtracts
+    attribute_twin: float | tuple[float, ...] = 0.0  # the share of the twin's error G's term subtracts: one, or one per attribute
     r1_scale: Callable[[], float] = lambda: 1.0  # R1's factor now (a growing D judges smaller images)
     path_length_penalty: Callable[[torch.Tensor], torch.Tensor] | None = None  # G's, for pl_weight (a mapping network)
 
@@ -161,22 +162,31 @@ class Objective:
             return None
         return F.binary_cross_entropy_with_logits(attribute_logits[:, : labels.shape[1]], labels.float())
 
+    @property
+    def twin(self) -> bool:
+        """Whether D has a twin reader (some attribute's share is above 0)."""
+        return any(share > 0 for share in torch.atleast_1d(torch.as_tensor(self.attribute_twin)).tolist())
+
     def twin_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
-        """How badly D's twin reader (the logits after the head's) reads ``labels``; None
-        when the twin is off."""
-        if attribute_logits is None or self.attribute_twin == 0:
+        """How badly D's twin reader (the logits after the head's) reads ``labels``, one
+        mean binary cross-entropy per attribute; None when the twin is off."""
+        if attribute_logits is None or not self.twin:
             return None
-        return F.binary_cross_entropy_with_logits(attribute_logits[:, labels.shape[1] :], labels.float())
+        return F.binary_cross_entropy_with_logits(attribute_logits[:, labels.shape[1] :], labels.float(),
+                                                  reduction="none").mean(dim=0)
 
     def g_attribute_error(self, head: torch.Tensor | None, twin: torch.Tensor | None) -> torch.Tensor | None:
-        """G's attribute term before its weight: the head's error on the fakes, less
-        ``attribute_twin`` times the twin's when there is one."""
-        return head if head is None or twin is None else head - self.attribute_twin * twin
+        """G's attribute term before its weight: the head's error on the fakes, less each
+        attribute's ``attribute_twin`` share of the twin's (averaged over the attributes)
+        when there is one."""
+        if head is None or twin is None:
+            return head
+        return head - (torch.as_tensor(self.attribute_twin, dtype=twin.dtype, device=twin.device) * twin).mean()
 
     def d_attribute_error(self, real: torch.Tensor | None, twin: torch.Tensor | None) -> torch.Tensor | None:
         """D's attribute term before its weight: the head's error on the real images, plus
-        the twin's on the (detached) fakes when there is one."""
-        return real if real is None or twin is None else real + twin
+        the twin's on the (detached) fakes, every attribute, when there is one."""
+        return real if real is None or twin is None else real + twin.mean()
 
     def fake_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """The labels G makes this step's fakes for: the real batch's, with the second
@@ -219,7 +229,7 @@ def _figures(loss_g, loss_d, real_logits, fake_logits, r1, attributes_real, attr
         "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
     }
     for name, value in (("r1", r1), ("attr_real", attributes_real), ("attr_fake", attributes_fake),
-                        ("pl", path_length), ("ms", seeking_ratio), ("attr_twin", twin)):
+                        ("pl", path_length), ("ms", seeking_ratio), ("attr_twin", None if twin is None else twin.mean())):
         if value is not None:
             figures[name] = value.detach()
     return figures
@@ -290,7 +300,7 @@ def alternating_step(
     real_logits, real_attributes, r1 = objective.judge_real(discriminator, real, step, autocast, labels)
     with autocast():
         fake_logits, read_fakes = objective.judge(discriminator, fake.detach(), made_for,
-                                                  read=objective.attribute_twin > 0)
+                                                  read=objective.twin)
     loss_d = objective.d_loss(real_logits, fake_logits)
     attributes_real = objective.attribute_error(real_attributes, labels)
     twin = objective.twin_error(read_fakes, made_for)
