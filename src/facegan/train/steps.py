@@ -165,7 +165,8 @@ class Objective:
     @property
     def twin(self) -> bool:
         """Whether D has a twin reader (some attribute's share is above 0)."""
-        return any(share > 0 for share in torch.atleast_1d(torch.as_tensor(self.attribute_twin)).tolist())
+        shares = self.attribute_twin if isinstance(self.attribute_twin, tuple) else (self.attribute_twin,)
+        return any(share > 0 for share in shares)
 
     def twin_error(self, attribute_logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
         """How badly D's twin reader (the logits after the head's) reads ``labels``, one
